@@ -1,0 +1,3 @@
+from auxrec.cli import main
+
+main()

@@ -1,0 +1,212 @@
+"""The `auxrec` command line: thin typer commands over the library.
+
+Each command parses options, calls one library function and prints a summary. A user
+mistake (an `AuxrecError`, or an OS error on a path the user gave) becomes one line on
+stderr and exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from auxrec.exceptions import AuxrecError
+
+app = typer.Typer(
+    name="auxrec",
+    help="Multi-modal sequential recommendation: prepare data, train, evaluate, reproduce.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+error_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+USER_ERROR_EXIT_CODE = 2
+
+
+def user_errors_as_one_line(command: F) -> F:
+    """Turn user mistakes into one clear stderr line and a non-zero exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except AuxrecError as error:
+            error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(USER_ERROR_EXIT_CODE) from None
+        except OSError as error:  # unreadable/unwritable paths the user named
+            error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(USER_ERROR_EXIT_CODE) from None
+        except KeyboardInterrupt:
+            error_console.print("interrupted; partial outputs were removed")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _parse_value(text: str) -> Any:
+    """Command-line option values: JSON literals (true, 3, 0.5, null) or plain text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _print_metrics(title: str, rows: dict[str, dict[str, float]]) -> None:
+    from auxrec.evaluation.metrics import METRIC_NAMES
+
+    table = Table(title=title)
+    table.add_column("model")
+    for name in METRIC_NAMES:
+        table.add_column(name, justify="right")
+    for model, values in rows.items():
+        table.add_row(model, *(f"{values[name]:.4f}" for name in METRIC_NAMES))
+    console.print(table)
+
+
+@app.command()
+@user_errors_as_one_line
+def prepare(
+    dataset: Annotated[str, typer.Argument(help="loader name: ml-100k, ml-1m, ml-20m, ml-25m, hm, amazon, generic, "
+                                                "synthetic")],
+    source: Annotated[Path, typer.Option(help="folder holding the raw files")],
+    out: Annotated[Path, typer.Option(help="prepared dataset folder to write")],
+    k_core: Annotated[int, typer.Option(help="keep users and items with at least k interactions (0 = off)")] = 0,
+    min_rating: Annotated[float | None, typer.Option(help="keep interactions with rating >= this")] = None,
+    drop_duplicates: Annotated[bool, typer.Option(help="drop exact duplicate interactions")] = True,
+    option: Annotated[list[str] | None, typer.Option(help="loader option KEY=VALUE (repeatable)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing prepared folder")] = False,
+) -> None:
+    """Load a dataset, clean it, remap ids, split leave-one-out and write Parquet + manifest."""
+    from auxrec.config import parse_assignments
+    from auxrec.data.loaders import load_dataset
+    from auxrec.data.prepare import PrepareOptions, prepare_dataset, write_prepared
+
+    loader_options = {k: _parse_value(v) for k, v in parse_assignments(option or [], "--option").items()}
+    started = time.perf_counter()
+    raw = load_dataset(dataset, source, **loader_options)
+    prepared = prepare_dataset(raw, PrepareOptions(drop_duplicates=drop_duplicates, min_rating=min_rating,
+                                                   k_core=k_core))
+    write_prepared(prepared, out, overwrite=overwrite)
+    manifest = prepared["manifest"]
+    counts = manifest["counts"]
+    console.print(
+        f"prepared [bold]{manifest['name']}[/] → {out}\n"
+        f"  {manifest['n_users']:,} users, {manifest['n_items']:,} items, {manifest['n_interactions']:,} interactions"
+        f" (train {manifest['n_train']:,}, valid {manifest['n_valid']:,}, test {manifest['n_test']:,})\n"
+        f"  dropped: {counts['duplicates_dropped']:,} duplicates, {counts['k_core_dropped']:,} by k-core; "
+        f"{counts['users_train_only']:,} users with < 3 interactions are train-only\n"
+        f"  fingerprint {manifest['fingerprint'][:16]}  ({time.perf_counter() - started:.1f} s)",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors_as_one_line
+def train(
+    model: Annotated[str, typer.Argument(help="registered model name (poprec, bpr, ...)")],
+    data: Annotated[Path, typer.Option(help="prepared dataset folder")],
+    out: Annotated[Path, typer.Option(help="run folder to write")],
+    seed: Annotated[int, typer.Option(help="seed for initialisation, batches and sampled negatives")] = 0,
+    config: Annotated[Path | None, typer.Option(help="JSON file with 'model' and 'training' sections")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="model setting KEY=VALUE (repeatable)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="maximum epochs")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="training batch size")] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay")] = None,
+    patience: Annotated[int | None, typer.Option(help="validation rounds without improvement before stopping")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
+    protocol: Annotated[list[str] | None, typer.Option(help="protocols to report (default: sampled and full)")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
+) -> None:
+    """Train a model on a prepared dataset and evaluate it; writes a run folder."""
+    from auxrec.config import parse_assignments, read_config_file
+    from auxrec.experiments.runs import DEFAULT_PROTOCOLS, train_run
+
+    file_values = read_config_file(config) if config else {}
+    if "seed" in file_values and seed == 0:
+        seed = int(file_values["seed"])
+    model_layers = [("config file", file_values.get("model", {})),
+                    ("--set", parse_assignments(set_ or [], "--set"))]
+    flags = {"epochs": epochs, "batch_size": batch_size, "learning_rate": lr, "weight_decay": weight_decay,
+             "patience": patience, "device": device}
+    training_layers = [("config file", file_values.get("training", {})),
+                       ("command line", {k: v for k, v in flags.items() if v is not None}
+                        | ({} if progress else {"progress": False}))]
+    started = time.perf_counter()
+    metrics = train_run(model, data, out, seed, model_layers, training_layers,
+                        tuple(protocol) if protocol else DEFAULT_PROTOCOLS, overwrite)
+    for protocol_name, values in metrics["test"].items():
+        _print_metrics(f"{model} — test, {protocol_name}", {model: values})
+    console.print(f"run written to {out} ({time.perf_counter() - started:.1f} s)", highlight=False)
+
+
+@app.command()
+@user_errors_as_one_line
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train`")],
+    protocol: Annotated[list[str] | None, typer.Option(help="sampled, popularity or full (repeatable)")] = None,
+) -> None:
+    """Evaluate a trained run under one or more protocols; updates its metrics.json."""
+    from auxrec.experiments.runs import DEFAULT_PROTOCOLS, evaluate_run
+
+    protocols = tuple(protocol) if protocol else DEFAULT_PROTOCOLS
+    metrics = evaluate_run(run, protocols)
+    for protocol_name in protocols:
+        _print_metrics(f"{run.name} — test, {protocol_name}", {run.name: metrics["test"][protocol_name]})
+
+
+@app.command()
+@user_errors_as_one_line
+def generate(
+    out: Annotated[Path, typer.Option(help="folder to write (generic source format)")],
+    preset: Annotated[str, typer.Option(help="tiny, small or ml20m")] = "small",
+    seed: Annotated[int, typer.Option(help="generator seed")] = 0,
+    images: Annotated[bool | None, typer.Option(help="write item images (default: the preset's)")] = None,
+) -> None:
+    """Generate a synthetic multimodal dataset; prepare it with `auxrec prepare synthetic`."""
+    import dataclasses
+
+    from auxrec.data.synthetic import SyntheticConfig, write_synthetic
+
+    config = dataclasses.replace(SyntheticConfig.preset(preset), seed=seed)
+    if images is not None:
+        config = dataclasses.replace(config, images=images)
+    write_synthetic(config, out, progress=True)
+    console.print(f"synthetic dataset ({preset}) written to {out}", highlight=False)
+
+
+@app.command()
+@user_errors_as_one_line
+def quickstart(
+    workdir: Annotated[Path, typer.Option(help="where data and runs go")] = Path("auxrec-quickstart"),
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+) -> None:
+    """Generate synthetic data, train the baselines and print a results table (< 2 min)."""
+    from auxrec.experiments.quickstart import run_quickstart
+
+    started = time.perf_counter()
+    results = run_quickstart(workdir, seed=seed, log=lambda text: console.print(text, highlight=False))
+    for protocol_name, rows in results.items():
+        _print_metrics(f"quickstart — synthetic data, test, {protocol_name}", rows)
+    console.print(f"done in {time.perf_counter() - started:.0f} s; runs are in {workdir / 'runs'}", highlight=False)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Config resolution with visible precedence: defaults < config file < command-line flags.
+
+`resolve_config` is the one place where layers are merged. Unknown keys raise, values
+are type-checked by pydantic, and the result records where each value came from, so a
+saved run shows exactly which setting took effect and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+
+from auxrec.exceptions import ConfigError
+
+T = TypeVar("T")
+
+
+def resolve_config(config_class: type[T], layers: list[tuple[str, dict[str, Any]]]) -> tuple[T, dict[str, str]]:
+    """Merge ``layers`` (lowest precedence first) over ``config_class``'s defaults.
+
+    Returns the validated config and ``{field: source}`` with source ``"default"`` or the
+    name of the layer that set it.
+    """
+    fields = {field.name for field in dataclasses.fields(config_class)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    sources = {name: "default" for name in fields}
+    for source, layer in layers:
+        unknown = sorted(set(layer) - fields)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)} for {config_class.__name__} (from {source}); "
+                f"known: {', '.join(sorted(fields)) or 'none'}"
+            )
+        values.update(layer)
+        sources.update({key: source for key in layer})
+    try:
+        config = pydantic.TypeAdapter(config_class).validate_python(values)
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(
+            f"invalid value for {config_class.__name__}.{field} ({sources.get(field, '?')}): {first['msg']}"
+        ) from None
+    return config, sources
+
+
+def parse_assignments(assignments: list[str], what: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → ``{"a": "1", "b": "x"}`` (types are checked later)."""
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, separator, value = assignment.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"{what}: expected KEY=VALUE, got {assignment!r}")
+        values[key.strip().replace("-", "_")] = value.strip()
+    return values
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A JSON config file with optional sections ``model``, ``training``, ``seed``."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        content = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object")
+    unknown = sorted(set(content) - {"model", "training", "seed", "evaluation"})
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown section(s) {', '.join(unknown)}")
+    return content

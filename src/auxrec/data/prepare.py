@@ -1,0 +1,255 @@
+"""Turn a `RawDataset` into a prepared dataset folder: clean, remap, split, fingerprint.
+
+Steps, in this order (each is a pure function below):
+
+1. drop exact duplicate interaction rows (same user, item, timestamp and rating);
+2. optionally keep only interactions with ``rating >= min_rating``;
+3. optionally apply an iterative k-core filter (every user and item keeps >= k);
+4. sort each user's interactions by timestamp, stably, so equal timestamps keep the
+   source order (the documented tie rule: the later row in the file is the later event);
+5. remap users and items to internal ids 1..n (`auxrec.data.ids`);
+6. leave-one-out split: a user's last interaction is ``test``, the second-to-last is
+   ``valid``, the rest ``train``; users with fewer than 3 interactions are train-only and
+   counted in the manifest.
+
+The folder holds Parquet tables and ``manifest.json``. Preparation is deterministic: the
+same input and options give the same fingerprint and byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from auxrec import __version__
+from auxrec.data.ids import PADDING_ID, distinct_sorted_ids, id_map_frame, to_internal
+from auxrec.data.schema import RawDataset
+from auxrec.exceptions import DataError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+SPLITS = ("train", "valid", "test")
+MIN_EVALUATED_LENGTH = 3  # train item(s) + validation target + test target
+
+
+class PrepareOptions(BaseModel):
+    """Options of `prepare_dataset`; they are recorded in the manifest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    drop_duplicates: bool = Field(True, description="drop rows equal in user, item, timestamp, rating")
+    min_rating: float | None = Field(None, description="keep interactions with rating >= this only")
+    k_core: int = Field(0, ge=0, description="iteratively keep users and items with >= k interactions")
+
+
+def drop_exact_duplicates(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Drop rows identical in every interaction column, keeping the first occurrence."""
+    columns = [c for c in ("user", "item", "timestamp", "rating") if c in interactions.columns]
+    return interactions.loc[~interactions.duplicated(subset=columns, keep="first")]
+
+
+def k_core_filter(interactions: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Repeatedly drop users and items with fewer than ``k`` interactions until stable."""
+    if k <= 1:
+        return interactions
+    current = interactions
+    while True:
+        user_counts = current["user"].map(current["user"].value_counts())
+        item_counts = current["item"].map(current["item"].value_counts())
+        keep = (user_counts >= k) & (item_counts >= k)
+        if keep.all():
+            return current
+        current = current.loc[keep]
+
+
+def sort_by_user_and_time(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Stable sort by (user, timestamp): ties keep the source row order."""
+    return interactions.sort_values(["user", "timestamp"], kind="stable")
+
+
+def leave_one_out_split(users: np.ndarray) -> np.ndarray:
+    """Label rows of a (user, time)-sorted frame as train/valid/test.
+
+    ``users`` is the internal user id column of interactions sorted by user then time.
+    Returns an int8 array: 0 = train, 1 = valid, 2 = test (indices into `SPLITS`).
+    Users with fewer than `MIN_EVALUATED_LENGTH` interactions are all train.
+    """
+    n = len(users)
+    split = np.zeros(n, dtype=np.int8)
+    if n == 0:
+        return split
+    # Position of each row counted from the end of its user's sequence (0 = last).
+    boundaries = np.flatnonzero(np.diff(users)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [n]])
+    lengths = ends - starts
+    evaluated = lengths >= MIN_EVALUATED_LENGTH
+    split[(ends - 1)[evaluated]] = 2
+    split[(ends - 2)[evaluated]] = 1
+    return split
+
+
+def _fingerprint(tables: dict[str, pd.DataFrame], options: dict[str, Any]) -> str:
+    """SHA-256 over the prepared tables' values and the options (order-sensitive)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    for name in sorted(tables):
+        frame = tables[name]
+        digest.update(name.encode())
+        digest.update(json.dumps(list(map(str, frame.columns))).encode())
+        hashed = pd.util.hash_pandas_object(frame.map(_hashable) if _needs_mapping(frame) else frame, index=False)
+        digest.update(hashed.to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _needs_mapping(frame: pd.DataFrame) -> bool:
+    return any(frame[c].dtype == object for c in frame.columns)
+
+
+def _hashable(value: Any) -> Any:
+    # Lists (multi-label columns) are not hashable by pandas; hash their JSON text.
+    if isinstance(value, list | tuple | np.ndarray):
+        return json.dumps([str(v) for v in value])
+    return value
+
+
+def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> dict[str, Any]:
+    """Clean, remap and split ``raw``; return the tables and the manifest (not yet written)."""
+    options = options or PrepareOptions()
+    raw.validate()
+    interactions = raw.interactions
+    n_input = len(interactions)
+    counts: dict[str, int] = {"input_interactions": n_input}
+
+    if options.drop_duplicates:
+        interactions = drop_exact_duplicates(interactions)
+    counts["duplicates_dropped"] = n_input - len(interactions)
+    if options.min_rating is not None:
+        if "rating" not in interactions.columns:
+            raise DataError(f"{raw.name}: --min-rating was given but the data has no ratings")
+        before = len(interactions)
+        interactions = interactions.loc[interactions["rating"] >= options.min_rating]
+        counts["below_min_rating_dropped"] = before - len(interactions)
+    before = len(interactions)
+    interactions = k_core_filter(interactions, options.k_core)
+    counts["k_core_dropped"] = before - len(interactions)
+    if len(interactions) == 0:
+        raise DataError(f"{raw.name}: no interactions are left after filtering ({options.model_dump()})")
+
+    user_index = distinct_sorted_ids(interactions["user"], "user")
+    item_index = distinct_sorted_ids(interactions["item"], "item")
+    table = pd.DataFrame(
+        {
+            "user": to_internal(user_index, interactions["user"].to_numpy()),
+            "item": to_internal(item_index, interactions["item"].to_numpy()),
+            "timestamp": interactions["timestamp"].to_numpy(dtype=np.int64),
+        }
+    )
+    if "rating" in interactions.columns:
+        table["rating"] = interactions["rating"].to_numpy(dtype=np.float32)
+    table = sort_by_user_and_time(table).reset_index(drop=True)
+    split_codes = leave_one_out_split(table["user"].to_numpy())
+    table["split"] = pd.Categorical.from_codes(split_codes, categories=list(SPLITS))
+
+    items = _item_table(raw, item_index)
+    users = _user_table(raw, user_index)
+
+    lengths = table.groupby("user", sort=True).size().to_numpy()
+    n_split = {name: int((split_codes == code).sum()) for code, name in enumerate(SPLITS)}
+    counts.update(
+        {
+            "users_evaluated": int((lengths >= MIN_EVALUATED_LENGTH).sum()),
+            "users_train_only": int((lengths < MIN_EVALUATED_LENGTH).sum()),
+            "items_without_side_information": int(items["has_metadata"].eq(False).sum()),
+        }
+    )
+    tables = {"interactions": table, "items": items, "users": users}
+    option_values = options.model_dump()
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": raw.name,
+        "n_users": len(user_index),
+        "n_items": len(item_index),
+        "n_interactions": len(table),
+        "n_train": n_split["train"],
+        "n_valid": n_split["valid"],
+        "n_test": n_split["test"],
+        "counts": counts,
+        "fingerprint": _fingerprint(tables, option_values),
+        "options": option_values,
+        "source": raw.source,
+        "item_columns": raw.item_columns.to_dict(),
+        "user_columns": list(raw.user_columns),
+        "auxrec_version": __version__,
+        "tie_rule": "equal timestamps keep the source row order (stable sort)",
+    }
+    return {"tables": tables, "manifest": manifest}
+
+
+def _item_table(raw: RawDataset, item_index: pd.Index) -> pd.DataFrame:
+    items = id_map_frame(item_index).rename(columns={"index": "item"})
+    if raw.items is None:
+        items["has_metadata"] = False
+        return items
+    side = raw.items
+    columns = [c for c in raw.item_columns.all_columns() if c != "item"]
+    extra = [c for c in side.columns if c not in columns and c != "item"]
+    side = side[["item", *columns, *extra]]
+    # Align metadata rows to internal ids; items without a metadata row get nulls and
+    # metadata rows of items nobody interacted with are dropped.
+    internal = to_internal(item_index, side["item"].to_numpy())
+    side = side.loc[internal != PADDING_ID].assign(item=internal[internal != PADDING_ID])
+    merged = items.merge(side, on="item", how="left", sort=True, indicator=True)
+    merged["has_metadata"] = merged.pop("_merge").eq("both")
+    return merged.reset_index(drop=True)
+
+
+def _user_table(raw: RawDataset, user_index: pd.Index) -> pd.DataFrame:
+    users = id_map_frame(user_index).rename(columns={"index": "user"})
+    if raw.users is None:
+        return users
+    side = raw.users[["user", *[c for c in raw.user_columns if c != "user"]]]
+    internal = to_internal(user_index, side["user"].to_numpy())
+    side = side.loc[internal != PADDING_ID].assign(user=internal[internal != PADDING_ID])
+    return users.merge(side, on="user", how="left", sort=True)
+
+
+def write_prepared(prepared: dict[str, Any], out_dir: Path, overwrite: bool = False) -> Path:
+    """Write tables and manifest to ``out_dir`` atomically (temporary folder, then rename)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not overwrite and any(out_dir.iterdir()):
+            raise DataError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        for name, frame in prepared["tables"].items():
+            _write_parquet(frame, staging / f"{name}.parquet")
+        (staging / MANIFEST_NAME).write_text(json.dumps(prepared["manifest"], indent=2, sort_keys=True) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    # No pandas index metadata and fixed writer options keep the bytes reproducible.
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, path, compression="zstd", write_statistics=True)

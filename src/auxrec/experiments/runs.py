@@ -1,0 +1,182 @@
+"""A run: one model trained on one prepared dataset with one seed, saved as a folder.
+
+Folder layout::
+
+    RUN/
+      config.json        resolved model/training config, seed, data, source of each value
+      versions.json      Python, auxrec and library versions, platform
+      model/             the fitted model (reloadable without the config)
+      training_log.json  one record per epoch (neural models)
+      metrics.json       {"valid": {PROTOCOL: {METRIC: value}}, "test": {...}}
+      ranks/             per-user ranks, one Parquet file per split and protocol
+
+This is the only layer that seeds global RNGs (inside `seeded`, which restores them).
+A run is written to a temporary sibling folder and renamed when complete, so a killed
+run never looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from auxrec import __version__
+from auxrec.config import resolve_config
+from auxrec.data.dataset import PreparedDataset
+from auxrec.evaluation.evaluator import EvaluationResult, check_protocol, evaluate
+from auxrec.exceptions import RunError
+from auxrec.models import lookup
+from auxrec.training.config import TrainingConfig
+
+DEFAULT_PROTOCOLS = ("sampled", "full")
+SPLITS = ("valid", "test")
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's global RNG for model initialisation, restoring it afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform(), "auxrec": __version__}
+    for package in ("torch", "numpy", "pandas", "pyarrow", "scipy", "pydantic", "typer"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _write_json(path: Path, content: Any) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(content, stream, indent=2, sort_keys=True)
+        stream.write("\n")
+    os.replace(temporary, path)
+
+
+def _save_ranks(directory: Path, dataset: PreparedDataset, result: EvaluationResult) -> None:
+    directory.mkdir(exist_ok=True)
+    frame = pd.DataFrame({"user": result.users, "target": result.targets, "rank": result.ranks})
+    path = directory / f"{result.split}-{result.protocol}.parquet"
+    temporary = path.with_name(f".{path.name}.partial")
+    frame.to_parquet(temporary, index=False)
+    os.replace(temporary, path)
+
+
+def train_run(
+    model_name: str,
+    data: Path,
+    out: Path,
+    seed: int = 0,
+    model_layers: list[tuple[str, dict[str, Any]]] | None = None,
+    training_layers: list[tuple[str, dict[str, Any]]] | None = None,
+    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train ``model_name`` on the prepared dataset ``data`` and write the run folder ``out``.
+
+    Returns the metrics written to ``metrics.json``.
+    """
+    model_class, config_class = lookup(model_name)
+    for protocol in protocols:
+        check_protocol(protocol)
+    model_config, model_sources = resolve_config(config_class, model_layers or [])
+    training, training_sources = resolve_config(TrainingConfig, training_layers or [])
+    dataset = PreparedDataset.load(data)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise RunError(f"run folder {out} exists and is not empty; choose another --out or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        config = {
+            "model": model_name,
+            "model_config": dataclasses.asdict(model_config),
+            "training": dataclasses.asdict(training),
+            "seed": seed,
+            "data": {"path": str(Path(data).resolve()), "name": dataset.name, "fingerprint": dataset.fingerprint,
+                     "n_users": dataset.n_users, "n_items": dataset.n_items},
+            "protocols": list(protocols),
+            "sources": {"model_config": model_sources, "training": training_sources},
+        }
+        _write_json(staging / "config.json", config)
+        _write_json(staging / "versions.json", package_versions())
+        started = time.perf_counter()
+        with seeded(seed):
+            model = model_class(model_config, n_users=dataset.n_users, n_items=dataset.n_items)
+            model.fit(dataset, training, seed)
+        fit_seconds = time.perf_counter() - started
+        model.save(staging / "model")
+        _write_json(staging / "training_log.json",
+                    {"fit_seconds": round(fit_seconds, 3), "epochs": getattr(model, "training_log", [])})
+        metrics = _evaluate_into(staging, model, dataset, protocols, seed, {})
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metrics
+
+
+def _evaluate_into(
+    run_dir: Path, model: Any, dataset: PreparedDataset, protocols: tuple[str, ...], seed: int,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    for protocol in protocols:
+        for split in SPLITS:
+            result = evaluate(model, dataset, split, protocol, seed)
+            metrics.setdefault(split, {})[protocol] = result.metrics
+            _save_ranks(run_dir / "ranks", dataset, result)
+    _write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def load_run(run_dir: Path) -> tuple[dict[str, Any], Any, PreparedDataset]:
+    """The config, fitted model and dataset of a finished run."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file() or not (run_dir / "model").is_dir():
+        raise RunError(f"{run_dir} is not a finished auxrec run (no config.json or model/)")
+    config = json.loads((run_dir / "config.json").read_text())
+    model_class, _ = lookup(config["model"])
+    dataset = PreparedDataset.load(config["data"]["path"])
+    if dataset.fingerprint != config["data"]["fingerprint"]:
+        raise RunError(
+            f"the dataset at {config['data']['path']} changed since this run was trained "
+            "(fingerprint differs); evaluate against the data it was trained on"
+        )
+    return config, model_class.load(run_dir / "model"), dataset
+
+
+def evaluate_run(run_dir: Path, protocols: tuple[str, ...]) -> dict[str, Any]:
+    """(Re-)evaluate a finished run under ``protocols``; merges into its metrics.json."""
+    for protocol in protocols:
+        check_protocol(protocol)
+    config, model, dataset = load_run(run_dir)
+    metrics_path = Path(run_dir) / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return _evaluate_into(Path(run_dir), model, dataset, protocols, int(config["seed"]), metrics)
+
+
+def metrics_table(rows: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Models × metrics frame, for printing."""
+    return pd.DataFrame(rows).T.astype(np.float64)

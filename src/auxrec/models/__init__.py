@@ -1,0 +1,25 @@
+"""The model registry: name → (model class, config class).
+
+A new model is one file plus one line here; the contract tests pick it up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auxrec.exceptions import ConfigError
+from auxrec.models.bpr import BPR, BPRConfig
+from auxrec.models.poprec import PopRec, PopRecConfig
+
+REGISTRY: dict[str, tuple[type[Any], type[Any]]] = {
+    "poprec": (PopRec, PopRecConfig),
+    "bpr": (BPR, BPRConfig),
+}
+
+
+def lookup(name: str) -> tuple[type[Any], type[Any]]:
+    """The (model class, config class) registered as ``name``."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))}") from None

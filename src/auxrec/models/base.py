@@ -1,0 +1,111 @@
+"""The one contract every recommender follows, and the shared torch plumbing.
+
+Evaluation calls nothing but `Recommender.score`; training calls `fit`. Orientation is
+fixed once: users are rows, items are columns, item ids are internal ids with column 0
+reserved for padding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from auxrec.data.dataset import PreparedDataset
+from auxrec.training.config import TrainingConfig
+
+
+@dataclass(frozen=True)
+class UserHistories:
+    """A batch of users to score.
+
+    ``users``: (B,) internal user ids. ``sequences``: (B, L) internal item ids of each
+    user's visible history, left-padded with PADDING_ID, most recent item last; L = 0 for
+    models that do not read sequences.
+    """
+
+    users: np.ndarray
+    sequences: np.ndarray
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """What evaluation and the run layer rely on."""
+
+    name: ClassVar[str]
+    history_length: int  # how many recent items `score` wants in UserHistories.sequences
+
+    def fit(self, dataset: PreparedDataset, training: TrainingConfig, seed: int) -> Self: ...
+
+    def score(self, histories: UserHistories, candidates: np.ndarray | None = None) -> torch.Tensor:
+        """Scores, higher = more likely next.
+
+        With ``candidates`` (B, C) item ids: returns (B, C). Without: (B, n_items + 1),
+        one column per internal item id (column 0 = padding, ignored by evaluation).
+        """
+        ...
+
+    def save(self, directory: Path) -> None: ...
+
+
+class NeuralRecommender(nn.Module):
+    """Base of the PyTorch models: config handling, save/load and the training hand-off.
+
+    Subclasses define ``name``, ``config_class``, the network in ``__init__``,
+    ``training_batches`` (what one epoch iterates over), ``loss`` and ``score``.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    history_length: int = 0
+
+    def __init__(self, config: Any, *, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.config = config
+        self.n_users = n_users
+        self.n_items = n_items
+        self.training_log: list[dict[str, Any]] = []
+
+    # -- training -----------------------------------------------------------------
+    def training_batches(
+        self, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit(self, dataset: PreparedDataset, training: TrainingConfig, seed: int) -> Self:
+        from auxrec.training.trainer import train_neural_model
+
+        self.training_log = train_neural_model(self, dataset, training, seed)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- persistence --------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "model.json").write_text(
+            json.dumps(
+                {"name": self.name, "config": asdict(self.config), "n_users": self.n_users, "n_items": self.n_items},
+                indent=2,
+            )
+        )
+        torch.save(self.state_dict(), directory / "weights.pt")
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        meta = json.loads((directory / "model.json").read_text())
+        model = cls(cls.config_class(**meta["config"]), n_users=meta["n_users"], n_items=meta["n_items"])
+        model.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))
+        model.eval()
+        return model

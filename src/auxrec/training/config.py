@@ -1,0 +1,26 @@
+"""Training settings, separate from model architecture (a model config holds only that)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a neural model is optimised and when training stops.
+
+    Early stopping watches validation NDCG@10 under ``validation_protocol`` (the saved
+    sampled negatives by default: paired across models and cheap), evaluated every
+    ``eval_every`` epochs; training stops after ``patience`` evaluations without
+    improvement and the best weights are restored.
+    """
+
+    epochs: int = 200
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0  # AdamW's decoupled decay
+    patience: int = 5
+    eval_every: int = 1
+    validation_protocol: str = "sampled"
+    device: str = "auto"  # "auto" = CUDA when present, else CPU
+    progress: bool = True
