@@ -68,7 +68,7 @@ def package_versions() -> dict[str, str]:
 def _write_json(path: Path, content: Any) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     with os.fdopen(handle, "w") as stream:
-        json.dump(content, stream, indent=2, sort_keys=True)
+        json.dump(content, stream, indent=2)
         stream.write("\n")
     os.replace(temporary, path)
 
