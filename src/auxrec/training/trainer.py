@@ -55,13 +55,15 @@ def train_neural_model(
     best_state: dict[str, torch.Tensor] | None = None
     rounds_without_improvement = 0
     log: list[dict[str, Any]] = []
-    for epoch in range(1, config.epochs + 1):
+    # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs).
+    show = None if config.progress else True
+    epochs_bar = tqdm(range(1, config.epochs + 1), desc=f"{model.name}", unit="epoch", disable=show)
+    for epoch in epochs_bar:
         model.train()
         started = time.perf_counter()
         total_loss, n_batches = 0.0, 0
         batches = model.training_batches(dataset, config.batch_size, rng)
-        bar = tqdm(batches, desc=f"{model.name} epoch {epoch}", leave=False, disable=not config.progress,
-                   unit="batch")
+        bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=show, unit="batch", mininterval=0.5)
         for batch in bar:
             optimizer.zero_grad(set_to_none=True)
             loss = model.loss(_to_device(batch, device))
@@ -69,7 +71,8 @@ def train_neural_model(
             optimizer.step()
             total_loss += float(loss.detach())
             n_batches += 1
-            bar.set_postfix(loss=f"{total_loss / n_batches:.4f}")
+            if n_batches % 10 == 0:
+                bar.set_postfix(loss=f"{total_loss / n_batches:.4f}", refresh=False)
         record: dict[str, Any] = {
             "epoch": epoch,
             "loss": total_loss / max(n_batches, 1),
@@ -86,6 +89,7 @@ def train_neural_model(
             else:
                 rounds_without_improvement += 1
         log.append(record)
+        epochs_bar.set_postfix(loss=f"{record['loss']:.4f}", best_valid_ndcg10=f"{max(best_value, 0):.4f}")
         logger.info("%s", record)
         if rounds_without_improvement >= config.patience:
             break

@@ -1,0 +1,141 @@
+"""The command line, driven through typer's CliRunner: happy paths and user mistakes."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from auxrec.cli import USER_ERROR_EXIT_CODE, app
+from auxrec.data.prepare import prepare_dataset, write_prepared
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == USER_ERROR_EXIT_CODE, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+@pytest.fixture
+def prepared_dir(tmp_path, tiny_raw):
+    return write_prepared(prepare_dataset(tiny_raw), tmp_path / "prepared")
+
+
+def test_train_and_evaluate_write_a_complete_run(prepared_dir, tmp_path):
+    run = tmp_path / "run"
+    result = invoke("train", "bpr", "--data", prepared_dir, "--out", run, "--seed", 3, "--epochs", 2,
+                    "--no-progress", "--set", "embedding_dim=8")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == {"valid", "test"}
+    assert set(metrics["test"]) == {"sampled", "full"}
+    assert list(metrics["test"]["sampled"]) == ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MAP"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["seed"] == 3 and config["model_config"]["embedding_dim"] == 8
+    assert config["sources"]["model_config"]["embedding_dim"] == "--set"
+    assert config["sources"]["training"]["epochs"] == "command line"
+    assert config["data"]["fingerprint"] == json.loads((prepared_dir / "manifest.json").read_text())["fingerprint"]
+    assert "torch" in json.loads((run / "versions.json").read_text())
+    assert (run / "ranks" / "test-sampled.parquet").is_file()
+
+    result = invoke("evaluate", run, "--protocol", "popularity")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"sampled", "full", "popularity"}
+
+
+def test_same_seed_same_metrics(prepared_dir, tmp_path):
+    for name in ("a", "b"):
+        assert invoke("train", "bpr", "--data", prepared_dir, "--out", tmp_path / name, "--epochs", 2,
+                      "--no-progress").exit_code == 0
+    assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
+
+
+def test_unknown_model(prepared_dir, tmp_path):
+    result = invoke("train", "nosuchmodel", "--data", prepared_dir, "--out", tmp_path / "r")
+    assert_one_line_error(result, "unknown model 'nosuchmodel'", "bpr")
+
+
+def test_unknown_setting(prepared_dir, tmp_path):
+    result = invoke("train", "bpr", "--data", prepared_dir, "--out", tmp_path / "r", "--set", "colour=blue")
+    assert_one_line_error(result, "unknown setting(s) colour")
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_setting_value(prepared_dir, tmp_path):
+    result = invoke("train", "bpr", "--data", prepared_dir, "--out", tmp_path / "r", "--set", "embedding_dim=big")
+    assert_one_line_error(result, "embedding_dim")
+
+
+def test_missing_prepared_dataset(tmp_path):
+    result = invoke("train", "poprec", "--data", tmp_path / "nothing", "--out", tmp_path / "r")
+    assert_one_line_error(result, "not a prepared dataset")
+
+
+def test_unknown_protocol(prepared_dir, tmp_path):
+    result = invoke("train", "poprec", "--data", prepared_dir, "--out", tmp_path / "r", "--protocol", "magic")
+    assert_one_line_error(result, "unknown protocol 'magic'")
+
+
+def test_evaluate_missing_run(tmp_path):
+    assert_one_line_error(invoke("evaluate", tmp_path / "none"), "not a finished auxrec run")
+
+
+def test_unknown_dataset(tmp_path):
+    result = invoke("prepare", "nosuchdata", "--source", tmp_path, "--out", tmp_path / "p")
+    assert_one_line_error(result, "unknown dataset 'nosuchdata'")
+
+
+def test_missing_source_folder(tmp_path):
+    result = invoke("prepare", "ml-100k", "--source", tmp_path / "absent", "--out", tmp_path / "p")
+    assert_one_line_error(result)
+    assert not (tmp_path / "p").exists()
+
+
+def test_prepare_generic_with_wrong_column(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "interactions.csv").write_text("uid,item,timestamp\n1,2,3\n")
+    result = invoke("prepare", "generic", "--source", source, "--out", tmp_path / "p")
+    assert_one_line_error(result, "user")
+    assert not (tmp_path / "p").exists()
+
+
+def test_prepare_generic_empty_file(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "interactions.csv").write_text("user,item,timestamp\n")
+    result = invoke("prepare", "generic", "--source", source, "--out", tmp_path / "p")
+    assert_one_line_error(result)
+
+
+def test_prepare_generic_string_ids_declared_int(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "interactions.csv").write_text("user_id,item_id,ts\nabc,1,10\nabd,2,11\n")
+    (source / "auxrec-source.json").write_text(json.dumps({
+        "name": "mine",
+        "interactions": {"path": "interactions.csv", "user": "user_id", "item": "item_id", "timestamp": "ts",
+                         "user_dtype": "int", "item_dtype": "int"},
+    }))
+    result = invoke("prepare", "generic", "--source", source, "--out", tmp_path / "p")
+    assert_one_line_error(result, "user_id", "int")
+
+
+def test_prepare_generic_end_to_end(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    rows = ["user,item,timestamp"] + [f"{u},{(u * 3 + k) % 20 + 1},{k}" for u in range(1, 11) for k in range(6)]
+    (source / "interactions.csv").write_text("\n".join(rows) + "\n")
+    result = invoke("prepare", "generic", "--source", source, "--out", tmp_path / "p")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    assert manifest["n_users"] == 10 and manifest["n_interactions"] == 60
+    assert "10 users" in " ".join(result.output.split())
