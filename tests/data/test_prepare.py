@@ -111,3 +111,26 @@ def test_loaded_dataset_views(tiny_prepared):
 def test_load_rejects_a_folder_that_is_not_prepared(tmp_path):
     with pytest.raises(DataError, match="not a prepared dataset"):
         PreparedDataset.load(tmp_path)
+
+
+def test_ml100k_split_matches_time_order_with_file_order_ties(shared_dataset, tmp_path):
+    """On the real ML-100K, each user's test item is their latest interaction (file order breaks ties)."""
+    from auxrec.data.loaders import load_dataset
+
+    raw = load_dataset("ml-100k", shared_dataset("ml-100k"))
+    prepared = prepare_dataset(raw)
+    manifest = prepared["manifest"]
+    assert (manifest["n_users"], manifest["n_items"], manifest["n_interactions"]) == (943, 1682, 100_000)
+    table = prepared["tables"]["interactions"]
+    users = prepared["tables"]["users"].set_index("user")["original_id"]
+    items = prepared["tables"]["items"].set_index("item")["original_id"]
+    # Expected: per original user, the row with the largest timestamp, the last such row in file order.
+    source = raw.interactions.reset_index(drop=True)
+    source["order"] = np.arange(len(source))
+    expected = source.sort_values(["user", "timestamp", "order"]).groupby("user").tail(2)
+    expected_test = expected.groupby("user").tail(1).set_index("user")["item"]
+    expected_valid = expected.groupby("user").head(1).set_index("user")["item"]
+    for split, truth in (("test", expected_test), ("valid", expected_valid)):
+        rows = table[table["split"] == split]
+        got = {int(users[u]): int(items[i]) for u, i in zip(rows["user"], rows["item"])}
+        assert got == {int(u): int(i) for u, i in truth.items()}

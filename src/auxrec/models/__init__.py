@@ -10,10 +10,12 @@ from typing import Any
 from auxrec.exceptions import ConfigError
 from auxrec.models.bpr import BPR, BPRConfig
 from auxrec.models.poprec import PopRec, PopRecConfig
+from auxrec.models.sasrec import SASRec, SASRecConfig
 
 REGISTRY: dict[str, tuple[type[Any], type[Any]]] = {
     "poprec": (PopRec, PopRecConfig),
     "bpr": (BPR, BPRConfig),
+    "sasrec": (SASRec, SASRecConfig),
 }
 
 

@@ -94,18 +94,25 @@ class NeuralRecommender(nn.Module):
     # -- persistence --------------------------------------------------------------
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "model.json").write_text(
-            json.dumps(
-                {"name": self.name, "config": asdict(self.config), "n_users": self.n_users, "n_items": self.n_items},
-                indent=2,
-            )
-        )
+        fusion = getattr(self, "fusion", None)
+        meta = {"name": self.name, "config": asdict(self.config), "n_users": self.n_users, "n_items": self.n_items,
+                "feature_dims": fusion.dims() if fusion is not None else None}
+        (directory / "model.json").write_text(json.dumps(meta, indent=2))
         torch.save(self.state_dict(), directory / "weights.pt")
 
     @classmethod
     def load(cls, directory: Path) -> Self:
         meta = json.loads((directory / "model.json").read_text())
-        model = cls(cls.config_class(**meta["config"]), n_users=meta["n_users"], n_items=meta["n_items"])
+        kwargs: dict[str, Any] = {"n_users": meta["n_users"], "n_items": meta["n_items"]}
+        if meta.get("feature_dims"):
+            # Placeholder features of the right shapes; the saved buffers overwrite them.
+            from auxrec.features.item_features import ItemFeatures
+
+            rows = meta["n_items"] + 1
+            kwargs["item_features"] = ItemFeatures(
+                {name: np.zeros((rows, dim), np.float32) for name, dim in meta["feature_dims"].items()}
+            )
+        model = cls(cls.config_class(**meta["config"]), **kwargs)
         model.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))
         model.eval()
         return model
