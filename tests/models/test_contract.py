@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from auxrec.evaluation.evaluator import evaluate
-from auxrec.experiments.runs import seeded
+from auxrec.experiments.runs import accepts_item_features, build_model, seeded
 from auxrec.models import REGISTRY, lookup
 from auxrec.models.base import Recommender, UserHistories
 from auxrec.training.config import TrainingConfig
@@ -13,10 +13,22 @@ from auxrec.training.config import TrainingConfig
 FAST = TrainingConfig(epochs=3, batch_size=64, learning_rate=1e-2, patience=5, progress=False)
 
 
-def fitted(name, dataset, seed=0):
-    model_class, config_class = lookup(name)
+# Every registered model, plus the "+" variants (the same classes built with item features).
+VARIANTS = [(name, ()) for name in sorted(REGISTRY)] + [
+    (name, ("text", "tabular")) for name in sorted(REGISTRY) if accepts_item_features(REGISTRY[name][0])
+]
+IDS = [name + ("+" if aux else "") for name, aux in VARIANTS]
+
+
+def built(name, dataset, seed=0, aux=()):
+    _, config_class = lookup(name)
     with seeded(seed):
-        model = model_class(config_class(), n_users=dataset.n_users, n_items=dataset.n_items)
+        return build_model(name, config_class(), dataset, aux)[0]
+
+
+def fitted(name, dataset, seed=0, aux=()):
+    model = built(name, dataset, seed, aux)
+    with seeded(seed):
         return model.fit(dataset, FAST, seed)
 
 
@@ -28,9 +40,9 @@ def histories_for(model, dataset, n=5):
     return UserHistories(users, sequences)
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_score_shapes(name, tiny_prepared):
-    model = fitted(name, tiny_prepared)
+@pytest.mark.parametrize(("name", "aux"), VARIANTS, ids=IDS)
+def test_score_shapes(name, aux, tiny_prepared):
+    model = fitted(name, tiny_prepared, aux=aux)
     assert isinstance(model, Recommender)
     histories = histories_for(model, tiny_prepared)
     full = model.score(histories)
@@ -42,17 +54,17 @@ def test_score_shapes(name, tiny_prepared):
     assert torch.allclose(sampled, full[:, 1:8], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_seeded_determinism(name, tiny_prepared):
-    first = fitted(name, tiny_prepared, seed=1)
-    second = fitted(name, tiny_prepared, seed=1)
+@pytest.mark.parametrize(("name", "aux"), VARIANTS, ids=IDS)
+def test_seeded_determinism(name, aux, tiny_prepared):
+    first = fitted(name, tiny_prepared, seed=1, aux=aux)
+    second = fitted(name, tiny_prepared, seed=1, aux=aux)
     histories = histories_for(first, tiny_prepared)
     assert torch.equal(first.score(histories), second.score(histories))
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_save_load_round_trip(name, tiny_prepared, tmp_path):
-    model = fitted(name, tiny_prepared)
+@pytest.mark.parametrize(("name", "aux"), VARIANTS, ids=IDS)
+def test_save_load_round_trip(name, aux, tiny_prepared, tmp_path):
+    model = fitted(name, tiny_prepared, aux=aux)
     model.save(tmp_path / "model")
     model_class, _ = lookup(name)
     loaded = model_class.load(tmp_path / "model")
@@ -60,12 +72,10 @@ def test_save_load_round_trip(name, tiny_prepared, tmp_path):
     assert torch.equal(model.score(histories), loaded.score(histories))
 
 
-@pytest.mark.parametrize("name", [n for n, (cls, _) in REGISTRY.items() if isinstance(cls, type)
-                                  and issubclass(cls, torch.nn.Module)])
-def test_loss_decreases(name, tiny_prepared):
-    model_class, config_class = lookup(name)
-    with seeded(0):
-        model = model_class(config_class(), n_users=tiny_prepared.n_users, n_items=tiny_prepared.n_items)
+@pytest.mark.parametrize(("name", "aux"), [v for v in VARIANTS if issubclass(REGISTRY[v[0]][0], torch.nn.Module)],
+                         ids=[i for v, i in zip(VARIANTS, IDS) if issubclass(REGISTRY[v[0]][0], torch.nn.Module)])
+def test_loss_decreases(name, aux, tiny_prepared):
+    model = built(name, tiny_prepared, aux=aux)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     rng = np.random.default_rng(0)
     losses = []

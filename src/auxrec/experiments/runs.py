@@ -11,14 +11,16 @@ Folder layout::
       ranks/             per-user ranks, one Parquet file per split and protocol
 
 This is the only layer that seeds global RNGs (inside `seeded`, which restores them).
-A run is written to a temporary sibling folder and renamed when complete, so a killed
-run never looks finished.
+A run is written to ``.RUN.partial`` beside its final place and renamed when complete,
+so a killed run never looks finished, and `train_run(..., resume=True)` continues it
+from its last epoch checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import os
 import platform
@@ -39,7 +41,9 @@ from auxrec import __version__
 from auxrec.config import resolve_config
 from auxrec.data.dataset import PreparedDataset
 from auxrec.evaluation.evaluator import EvaluationResult, check_protocol, evaluate
-from auxrec.exceptions import RunError
+from auxrec.exceptions import ConfigError, RunError
+from auxrec.features.item_features import ItemFeatures
+from auxrec.features.resolve import resolve_item_features
 from auxrec.models import lookup
 from auxrec.training.config import TrainingConfig
 
@@ -82,6 +86,44 @@ def _save_ranks(directory: Path, dataset: PreparedDataset, result: EvaluationRes
     os.replace(temporary, path)
 
 
+def accepts_item_features(model_class: type[Any]) -> bool:
+    return "item_features" in inspect.signature(model_class.__init__).parameters
+
+
+def build_model(
+    model_name: str,
+    model_config: Any,
+    dataset: PreparedDataset,
+    aux: tuple[str, ...] = (),
+    feature_files: dict[str, Path] | None = None,
+) -> tuple[Any, ItemFeatures | None]:
+    """Construct a registered model, with the item features it needs or was asked for."""
+    model_class, _ = lookup(model_name)
+    feature_files = feature_files or {}
+    required = tuple(getattr(model_class, "required_features", ()))
+    modalities = list(dict.fromkeys([*required, *aux, *feature_files]))
+    if modalities and not accepts_item_features(model_class):
+        raise ConfigError(f"model {model_name!r} does not use auxiliary item information (--aux/--features)")
+    features = resolve_item_features(dataset, modalities, feature_files)
+    kwargs = {"item_features": features} if features is not None else {}
+    return model_class(model_config, n_users=dataset.n_users, n_items=dataset.n_items, **kwargs), features
+
+
+def _describe_features(features: ItemFeatures | None) -> dict[str, Any]:
+    if features is None:
+        return {}
+    coverage = features.coverage()
+    return {name: {"source": features.descriptions.get(name, ""), "dim": features.dims()[name],
+                   "items_present": coverage[name][0], "items": coverage[name][1]} for name in features.names}
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a run config that must match for a resume (display settings may differ)."""
+    kept = {k: v for k, v in config.items() if k != "sources"}
+    kept["training"] = {k: v for k, v in config["training"].items() if k not in ("progress", "epochs")}
+    return kept
+
+
 def train_run(
     model_name: str,
     data: Path,
@@ -91,10 +133,15 @@ def train_run(
     training_layers: list[tuple[str, dict[str, Any]]] | None = None,
     protocols: tuple[str, ...] = DEFAULT_PROTOCOLS,
     overwrite: bool = False,
+    aux: tuple[str, ...] = (),
+    feature_files: dict[str, Path] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train ``model_name`` on the prepared dataset ``data`` and write the run folder ``out``.
 
-    Returns the metrics written to ``metrics.json``.
+    While training, the run lives in ``.OUT.partial`` beside ``out`` (with a checkpoint
+    after every epoch); ``resume=True`` continues an interrupted one with the same
+    settings. Returns the metrics written to ``metrics.json``.
     """
     model_class, config_class = lookup(model_name)
     for protocol in protocols:
@@ -106,35 +153,41 @@ def train_run(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RunError(f"run folder {out} exists and is not empty; choose another --out or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        config = {
-            "model": model_name,
-            "model_config": dataclasses.asdict(model_config),
-            "training": dataclasses.asdict(training),
-            "seed": seed,
-            "data": {"path": str(Path(data).resolve()), "name": dataset.name, "fingerprint": dataset.fingerprint,
-                     "n_users": dataset.n_users, "n_items": dataset.n_items},
-            "protocols": list(protocols),
-            "sources": {"model_config": model_sources, "training": training_sources},
-        }
-        _write_json(staging / "config.json", config)
-        _write_json(staging / "versions.json", package_versions())
-        started = time.perf_counter()
-        with seeded(seed):
-            model = model_class(model_config, n_users=dataset.n_users, n_items=dataset.n_items)
-            model.fit(dataset, training, seed)
-        fit_seconds = time.perf_counter() - started
-        model.save(staging / "model")
-        _write_json(staging / "training_log.json",
-                    {"fit_seconds": round(fit_seconds, 3), "epochs": getattr(model, "training_log", [])})
-        metrics = _evaluate_into(staging, model, dataset, protocols, seed, {})
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
+    staging = out.with_name(f".{out.name}.partial")
+    with seeded(seed):
+        model, features = build_model(model_name, model_config, dataset, tuple(aux), feature_files)
+    config = {
+        "model": model_name,
+        "model_config": dataclasses.asdict(model_config),
+        "training": dataclasses.asdict(training),
+        "seed": seed,
+        "data": {"path": str(Path(data).resolve()), "name": dataset.name, "fingerprint": dataset.fingerprint,
+                 "n_users": dataset.n_users, "n_items": dataset.n_items},
+        "item_features": _describe_features(features),
+        "protocols": list(protocols),
+        "sources": {"model_config": model_sources, "training": training_sources},
+    }
+    if resume and (staging / "config.json").is_file():
+        previous = json.loads((staging / "config.json").read_text())
+        if _comparable(previous) != _comparable(json.loads(json.dumps(config))):
+            raise RunError(f"cannot resume {out}: the settings differ from the interrupted run's")
+    else:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+        staging.mkdir()
+    _write_json(staging / "config.json", config)
+    _write_json(staging / "versions.json", package_versions())
+    started = time.perf_counter()
+    with seeded(seed):
+        model.fit(dataset, training, seed, checkpoint_dir=staging, resume=resume)
+    fit_seconds = time.perf_counter() - started
+    model.save(staging / "model")
+    _write_json(staging / "training_log.json",
+                {"fit_seconds": round(fit_seconds, 3), "epochs": getattr(model, "training_log", [])})
+    metrics = _evaluate_into(staging, model, dataset, protocols, seed, {})
+    (staging / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete; model/ holds the weights
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
     return metrics
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from auxrec.exceptions import ConfigError
+from auxrec.models.bert4rec import BERT4Rec, BERT4RecConfig
 from auxrec.models.bpr import BPR, BPRConfig
+from auxrec.models.kebert4rec import KeBERT4Rec, KeBERT4RecConfig
 from auxrec.models.poprec import PopRec, PopRecConfig
 from auxrec.models.sasrec import SASRec, SASRecConfig
 
@@ -16,6 +18,8 @@ REGISTRY: dict[str, tuple[type[Any], type[Any]]] = {
     "poprec": (PopRec, PopRecConfig),
     "bpr": (BPR, BPRConfig),
     "sasrec": (SASRec, SASRecConfig),
+    "bert4rec": (BERT4Rec, BERT4RecConfig),
+    "kebert4rec": (KeBERT4Rec, KeBERT4RecConfig),
 }
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
+from auxrec.training.batching import Shard, plan_batches
 from auxrec.training.config import TrainingConfig
 
 
@@ -41,7 +42,10 @@ class Recommender(Protocol):
     name: ClassVar[str]
     history_length: int  # how many recent items `score` wants in UserHistories.sequences
 
-    def fit(self, dataset: PreparedDataset, training: TrainingConfig, seed: int) -> Self: ...
+    def fit(
+        self, dataset: PreparedDataset, training: TrainingConfig, seed: int,
+        checkpoint_dir: Path | None = None, resume: bool = False,
+    ) -> Self: ...
 
     def score(self, histories: UserHistories, candidates: np.ndarray | None = None) -> torch.Tensor:
         """Scores, higher = more likely next.
@@ -73,18 +77,34 @@ class NeuralRecommender(nn.Module):
         self.training_log: list[dict[str, Any]] = []
 
     # -- training -----------------------------------------------------------------
-    def training_batches(
-        self, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator
-    ) -> Iterator[dict[str, torch.Tensor]]:
+    def training_units(self, dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray | None]:
+        """What one epoch iterates over (e.g. user ids) and, optionally, their lengths for bucketing."""
         raise NotImplementedError
+
+    def make_batch(
+        self, dataset: PreparedDataset, units: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, torch.Tensor]:
+        """Tensors of one batch built from ``units``."""
+        raise NotImplementedError
+
+    def training_batches(
+        self, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator, shard: Shard = Shard()
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """One epoch of batches for this process (see `auxrec.training.batching`)."""
+        units, lengths = self.training_units(dataset)
+        for rows in plan_batches(len(units), batch_size, rng, lengths, shard):
+            yield self.make_batch(dataset, units[rows], rng)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def fit(self, dataset: PreparedDataset, training: TrainingConfig, seed: int) -> Self:
+    def fit(
+        self, dataset: PreparedDataset, training: TrainingConfig, seed: int,
+        checkpoint_dir: Path | None = None, resume: bool = False,
+    ) -> Self:
         from auxrec.training.trainer import train_neural_model
 
-        self.training_log = train_neural_model(self, dataset, training, seed)
+        self.training_log = train_neural_model(self, dataset, training, seed, checkpoint_dir, resume)
         return self
 
     @property

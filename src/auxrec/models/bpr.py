@@ -12,7 +12,6 @@ vectorised hardware); an item bias, as in most public implementations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -46,32 +45,35 @@ class BPR(NeuralRecommender):
         nn.init.normal_(self.item_embedding.weight, std=config.init_std)
         nn.init.zeros_(self.item_bias.weight)
 
-    def training_batches(
-        self, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator
-    ) -> Iterator[dict[str, torch.Tensor]]:
+    def training_units(self, dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray | None]:
         sequences = dataset.train_sequences
-        users = np.repeat(np.arange(len(sequences.offsets) - 1), sequences.lengths).astype(np.int64)
-        items = sequences.items.astype(np.int64)
-        # A (user, item) pair as one sortable key, for vectorised "is this a positive?" checks.
-        stride = self.n_items + 1
-        positive_keys = np.unique(users * stride + items)
-        order = rng.permutation(len(users))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            batch_users, batch_items = users[rows], items[rows]
-            negatives = rng.integers(1, self.n_items + 1, size=len(rows))
-            for _ in range(10):  # resample the few negatives that hit a positive
-                keys = batch_users * stride + negatives
-                found = np.searchsorted(positive_keys, keys)
-                clash = positive_keys[np.minimum(found, len(positive_keys) - 1)] == keys
-                if not clash.any():
-                    break
-                negatives[clash] = rng.integers(1, self.n_items + 1, size=int(clash.sum()))
-            yield {
-                "users": torch.from_numpy(batch_users),
-                "positives": torch.from_numpy(batch_items),
-                "negatives": torch.from_numpy(negatives),
-            }
+        # Cache the flat (user, item) arrays and the sorted positive keys once per dataset.
+        if getattr(self, "_pairs_for", None) is not sequences:
+            users = np.repeat(np.arange(len(sequences.offsets) - 1), sequences.lengths).astype(np.int64)
+            items = sequences.items.astype(np.int64)
+            self._pairs = (users, items, np.unique(users * (self.n_items + 1) + items))
+            self._pairs_for = sequences
+        return np.arange(len(self._pairs[0])), None
+
+    def make_batch(
+        self, dataset: PreparedDataset, units: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, torch.Tensor]:
+        users, items, positive_keys = self._pairs
+        stride = self.n_items + 1  # a (user, item) pair as one sortable key
+        batch_users, batch_items = users[units], items[units]
+        negatives = rng.integers(1, self.n_items + 1, size=len(units))
+        for _ in range(10):  # resample the few negatives that hit a training positive
+            keys = batch_users * stride + negatives
+            found = np.searchsorted(positive_keys, keys)
+            clash = positive_keys[np.minimum(found, len(positive_keys) - 1)] == keys
+            if not clash.any():
+                break
+            negatives[clash] = rng.integers(1, self.n_items + 1, size=int(clash.sum()))
+        return {
+            "users": torch.from_numpy(batch_users),
+            "positives": torch.from_numpy(batch_items),
+            "negatives": torch.from_numpy(negatives),
+        }
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         user_vectors = self.user_embedding(batch["users"])  # (B, d)

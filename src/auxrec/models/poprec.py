@@ -33,7 +33,10 @@ class PopRec:
         self.n_users = n_users
         self.n_items = n_items
 
-    def fit(self, dataset: PreparedDataset, training: TrainingConfig, seed: int) -> Self:
+    def fit(
+        self, dataset: PreparedDataset, training: TrainingConfig, seed: int,
+        checkpoint_dir: Path | None = None, resume: bool = False,
+    ) -> Self:
         self.item_counts_ = torch.as_tensor(dataset.train_item_counts, dtype=torch.float32)
         return self
 

@@ -26,7 +26,6 @@ Deviations, each deliberate:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -71,8 +70,9 @@ class SASRec(NeuralRecommender):
         self, config: SASRecConfig, *, n_users: int, n_items: int, item_features: ItemFeatures | None = None
     ) -> None:
         super().__init__(config, n_users=n_users, n_items=n_items)
-        if config.loss not in SASREC_LOSSES:
-            raise ConfigError(f"unknown loss {config.loss!r}; choose one of {', '.join(SASREC_LOSSES)}")
+        loss = getattr(config, "loss", "ce")  # BERT4Rec's config has no choice: masked-item CE
+        if loss not in SASREC_LOSSES:
+            raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(SASREC_LOSSES)}")
         self.history_length = config.max_length
         width = config.hidden_dim
         self.item_embedding = nn.Embedding(self.n_embeddings, width, padding_idx=PADDING_ID)
@@ -125,7 +125,7 @@ class SASRec(NeuralRecommender):
         return self.final_norm(x), weights
 
     def output_embeddings(self) -> torch.Tensor:
-        """(n_items + 1, d) candidate representations."""
+        """(n_items + 1, d) candidate representations (padding row included, never a [MASK] row)."""
         table = self.item_embedding.weight[: self.n_items + 1]
         if self.fusion is not None and self.config.aux_on_output:
             table = table + self.fusion.all_items()[: self.n_items + 1]
@@ -140,22 +140,21 @@ class SASRec(NeuralRecommender):
         return weights
 
     # -- training ----------------------------------------------------------------
-    def training_batches(
-        self, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator,
-        users: np.ndarray | None = None,
-    ) -> Iterator[dict[str, torch.Tensor]]:
+    def training_units(self, dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray | None]:
+        """Users with at least two training items; lengths (capped) group similar sequences."""
+        lengths = dataset.train_sequences.lengths
+        users = np.flatnonzero(lengths >= 2)
+        return users, np.minimum(lengths[users], self.config.max_length + 1)
+
+    def make_batch(
+        self, dataset: PreparedDataset, units: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, torch.Tensor]:
         """Whole training sequences, one row per user: inputs v_1..v_{n-1}, targets v_2..v_n."""
-        sequences = dataset.train_sequences
-        if users is None:
-            users = np.flatnonzero(sequences.lengths >= 2)
-            users = users[rng.permutation(len(users))]
-        for start in range(0, len(users), batch_size):
-            window = torch.from_numpy(sequences.padded(users[start : start + batch_size], self.config.max_length + 1))
-            window = trim_padding(window)
-            batch = {"inputs": window[:, :-1], "targets": window[:, 1:]}
-            if self.config.loss == "bce":
-                batch["negatives"] = torch.from_numpy(rng.integers(1, self.n_items + 1, size=tuple(batch["targets"].shape)))
-            yield batch
+        window = trim_padding(torch.from_numpy(dataset.train_sequences.padded(units, self.config.max_length + 1)))
+        batch = {"inputs": window[:, :-1], "targets": window[:, 1:]}
+        if self.config.loss == "bce":
+            batch["negatives"] = torch.from_numpy(rng.integers(1, self.n_items + 1, size=tuple(window[:, 1:].shape)))
+        return batch
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden, _ = self.encode(batch["inputs"])  # (B, L, d)

@@ -1,0 +1,182 @@
+"""Basic item encoders that need no pretrained weights: always available, fast, offline.
+
+They turn the prepared item table into `ItemFeatures` modalities:
+
+- ``text``: hashed bag of words over the declared text columns (256 buckets, log term
+  frequency, L2-normalised). Hashing uses CRC-32, not Python's salted ``hash``, so the
+  vectors are identical across processes.
+- ``image``: the image shrunk to 8×8 RGB (192 values in [-0.5, 0.5]); a missing,
+  unreadable or truncated file leaves the item without an image (present = False).
+- ``tabular``: one-hot categorical values (each column's most frequent values), standardised
+  numeric columns with a missing-value indicator, multi-hot multi-label tags.
+- ``keywords``: multi-hot of the multi-label columns (or, without any, of the categorical
+  columns) — KeBERT4Rec's keyword vector (e.g. genres, product type).
+
+The pretrained encoders (data2vec, MiniLM, EfficientNet, XGBoost) are richer; these are
+the dependable baseline and what the synthetic quickstart uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from auxrec.data.dataset import PreparedDataset
+from auxrec.exceptions import ConfigError
+from auxrec.features.item_features import ItemFeatures
+
+logger = logging.getLogger(__name__)
+
+TEXT_BUCKETS = 256
+IMAGE_SIDE = 8
+MAX_CATEGORY_VALUES = 64
+BASIC_MODALITIES = ("text", "image", "tabular", "keywords")
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _rows(dataset: PreparedDataset) -> tuple[pd.DataFrame, np.ndarray]:
+    items = dataset.items
+    return items, items["item"].to_numpy()
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return False
+
+
+def _as_list(value: object) -> list[str]:
+    if _is_missing(value):
+        return []
+    if isinstance(value, list | tuple | np.ndarray):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def text_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
+    items, ids = _rows(dataset)
+    columns = [c for c in dataset.item_columns.text if c in items.columns]
+    matrix = np.zeros((dataset.n_items + 1, TEXT_BUCKETS), np.float32)
+    present = np.zeros(dataset.n_items + 1, bool)
+    for row, item in enumerate(ids):
+        words = []
+        for column in columns:
+            value = items[column].iat[row]
+            if not _is_missing(value):
+                words += _TOKEN.findall(str(value).lower())
+        if not words:
+            continue
+        buckets = np.fromiter((zlib.crc32(w.encode()) % TEXT_BUCKETS for w in words), np.int64, len(words))
+        counts = np.bincount(buckets, minlength=TEXT_BUCKETS).astype(np.float32)
+        vector = np.log1p(counts)
+        matrix[item] = vector / np.linalg.norm(vector)
+        present[item] = True
+    return matrix, present
+
+
+def image_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    items, ids = _rows(dataset)
+    column = dataset.item_columns.image
+    matrix = np.zeros((dataset.n_items + 1, IMAGE_SIDE * IMAGE_SIDE * 3), np.float32)
+    present = np.zeros(dataset.n_items + 1, bool)
+    if column is None or column not in items.columns:
+        return matrix, present
+    for row, item in enumerate(ids):
+        path = items[column].iat[row]
+        if _is_missing(path):
+            continue
+        try:
+            with Image.open(str(path)) as image:  # PIL sniffs the real format, whatever the extension
+                small = image.convert("RGB").resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BILINEAR)
+        except (OSError, UnidentifiedImageError, ValueError) as error:
+            logger.debug("item %s: image %s unusable (%s)", item, path, error)
+            continue
+        matrix[item] = np.asarray(small, np.float32).reshape(-1) / 255.0 - 0.5
+        present[item] = True
+    return matrix, present
+
+
+def _one_hot_blocks(items: pd.DataFrame, columns: Iterable[str], multi: bool) -> list[np.ndarray]:
+    blocks = []
+    for column in columns:
+        if column not in items.columns:
+            continue
+        values = items[column].map(_as_list) if multi else items[column].map(
+            lambda v: [] if _is_missing(v) else [str(v)])
+        frequency = pd.Series([v for vs in values for v in vs]).value_counts()
+        vocabulary = {v: k for k, v in enumerate(sorted(frequency.index[:MAX_CATEGORY_VALUES],
+                                                        key=lambda x: (-frequency[x], x)))}
+        block = np.zeros((len(items), len(vocabulary)), np.float32)
+        for row, vs in enumerate(values):
+            for v in vs:
+                if v in vocabulary:
+                    block[row, vocabulary[v]] = 1.0
+        blocks.append(block)
+    return blocks
+
+
+def tabular_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
+    items, ids = _rows(dataset)
+    spec = dataset.item_columns
+    blocks = _one_hot_blocks(items, spec.categorical, multi=False)
+    blocks += _one_hot_blocks(items, spec.multi_label, multi=True)
+    for column in spec.numeric:
+        if column not in items.columns:
+            continue
+        values = pd.to_numeric(items[column], errors="coerce").to_numpy(np.float64)
+        missing = np.isnan(values)
+        mean = np.nanmean(values) if (~missing).any() else 0.0
+        std = np.nanstd(values) if (~missing).any() else 1.0
+        standardised = np.where(missing, 0.0, (values - mean) / (std or 1.0))
+        blocks.append(np.stack([standardised, missing.astype(np.float64)], axis=1).astype(np.float32))
+    width = sum(b.shape[1] for b in blocks)
+    matrix = np.zeros((dataset.n_items + 1, max(width, 1)), np.float32)
+    present = np.zeros(dataset.n_items + 1, bool)
+    if width:
+        matrix[ids] = np.concatenate(blocks, axis=1)
+        has_metadata = items["has_metadata"].to_numpy(bool) if "has_metadata" in items.columns else np.ones(len(ids), bool)
+        present[ids] = has_metadata
+    return matrix, present
+
+
+def keyword_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
+    items, ids = _rows(dataset)
+    spec = dataset.item_columns
+    blocks = _one_hot_blocks(items, spec.multi_label, multi=True) if spec.multi_label else \
+        _one_hot_blocks(items, spec.categorical, multi=False)
+    width = sum(b.shape[1] for b in blocks)
+    if not width:
+        raise ConfigError(
+            f"{dataset.name} has no multi-label or categorical item columns to use as keywords (KeBERT4Rec)"
+        )
+    matrix = np.zeros((dataset.n_items + 1, width), np.float32)
+    matrix[ids] = np.concatenate(blocks, axis=1)
+    return matrix, matrix.any(axis=1)
+
+
+ENCODERS = {
+    "text": text_features,
+    "image": image_features,
+    "tabular": tabular_features,
+    "keywords": keyword_features,
+}
+
+
+def basic_item_features(dataset: PreparedDataset, modalities: Iterable[str]) -> ItemFeatures:
+    """Compute the requested basic modalities for every item of ``dataset``."""
+    matrices, present, descriptions = {}, {}, {}
+    for modality in modalities:
+        if modality not in ENCODERS:
+            raise ConfigError(f"unknown modality {modality!r}; choose from {', '.join(BASIC_MODALITIES)}")
+        matrices[modality], present[modality] = ENCODERS[modality](dataset)
+        descriptions[modality] = f"basic-{modality}"
+    return ItemFeatures(matrices, present, descriptions)

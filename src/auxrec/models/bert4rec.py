@@ -1,0 +1,107 @@
+"""BERT4Rec and BERT4Rec+: bidirectional self-attention trained by masked-item prediction.
+
+Sun, Liu, Wu, Pei, Lin, Ou, Jiang. "BERT4Rec: Sequential Recommendation with
+Bidirectional Encoder Representations from Transformer." CIKM 2019.
+BERT4Rec+ is this class constructed with `ItemFeatures` (input = item + position +
+projected auxiliary vector), exactly as SASRec+.
+
+It shares SASRec's encoder (`auxrec.models.transformer`) and differs where the paper
+does: attention is bidirectional, 2 heads, GELU feed-forward 4× wide, and training masks
+a random ``mask_probability`` share of the items of each sequence (a [MASK] token id
+``n_items + 1``) and predicts them with cross-entropy over all items. At inference the
+history is followed by one [MASK] and the state at that position scores the next item.
+
+Deviations: masks are drawn afresh every epoch (dynamic masking) instead of the paper's
+fixed, duplicated training instances; every masked item becomes [MASK] (no 10% random /
+10% unchanged replacement); at least one item per sequence is masked; pre-LayerNorm by
+default (``norm_first``). The [MASK] token has no auxiliary vector (zeros).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from auxrec.data.dataset import PreparedDataset
+from auxrec.data.ids import PADDING_ID
+from auxrec.models.sasrec import SASRec
+from auxrec.models.transformer import reverse_positions, trim_padding
+
+
+@dataclass(frozen=True)
+class BERT4RecConfig:
+    hidden_dim: int = 64
+    n_blocks: int = 2
+    n_heads: int = 2
+    ffn_dim: int = 256
+    dropout: float = 0.2
+    max_length: int = 200
+    mask_probability: float = 0.2
+    norm_first: bool = True
+    init_std: float = 0.02
+    aux_fusion: str = "concat"
+    aux_on_output: bool = False
+
+
+class BERT4Rec(SASRec):
+    name: ClassVar[str] = "bert4rec"
+    config_class: ClassVar[type] = BERT4RecConfig
+    causal: ClassVar[bool] = False
+    activation: ClassVar[str] = "gelu"
+
+    @property
+    def n_embeddings(self) -> int:
+        return self.n_items + 2  # items, padding and [MASK]
+
+    @property
+    def mask_id(self) -> int:
+        return self.n_items + 1
+
+    def embed(self, sequences: torch.Tensor) -> torch.Tensor:
+        x = self.item_embedding(sequences) + self.position_embedding(reverse_positions(sequences))
+        if self.fusion is not None:
+            # [MASK] carries no side information: look up the padding row (zeros) instead.
+            x = x + self.fusion(torch.where(sequences == self.mask_id, PADDING_ID, sequences))
+        return x
+
+    def training_units(self, dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray | None]:
+        lengths = dataset.train_sequences.lengths
+        users = np.flatnonzero(lengths >= 2)
+        return users, np.minimum(lengths[users], self.config.max_length)
+
+    def make_batch(
+        self, dataset: PreparedDataset, units: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, torch.Tensor]:
+        items = trim_padding(torch.from_numpy(dataset.train_sequences.padded(units, self.config.max_length)))
+        real = (items != PADDING_ID).numpy()
+        masked = (rng.random(items.shape) < self.config.mask_probability) & real
+        # Guarantee one masked item per sequence: mask a random real position where none was.
+        empty = np.flatnonzero(~masked.any(axis=1))
+        if len(empty):
+            counts = real[empty].sum(axis=1)
+            offsets = (rng.random(len(empty)) * counts).astype(np.int64)
+            masked[empty, items.shape[1] - counts + offsets] = True
+        masked_t = torch.from_numpy(masked)
+        return {
+            "inputs": torch.where(masked_t, self.mask_id, items),
+            "targets": torch.where(masked_t, items, PADDING_ID),
+        }
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
+        targets = batch["targets"]
+        has_target = targets != PADDING_ID
+        logits = hidden[has_target] @ self.output_embeddings()[1:].T  # (N, n_items)
+        return F.cross_entropy(logits.float(), targets[has_target] - 1)
+
+    def user_states(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Append [MASK] after the (last max_length − 1 items of the) history; its state scores."""
+        mask_column = torch.full((sequences.shape[0], 1), self.mask_id, dtype=sequences.dtype,
+                                 device=sequences.device)
+        extended = torch.cat([sequences[:, -(self.config.max_length - 1):], mask_column], dim=1)
+        hidden, _ = self.encode(trim_padding(extended))
+        return hidden[:, -1]
