@@ -114,19 +114,36 @@ def prepare(
 @app.command()
 @user_errors_as_one_line
 def train(
-    model: Annotated[str, typer.Argument(help="registered model name (poprec, bpr, ...)")],
+    model: Annotated[str, typer.Argument(help="registered model: poprec, bpr, transrec, sasrec, bert4rec, kebert4rec")],
     data: Annotated[Path, typer.Option(help="prepared dataset folder")],
     out: Annotated[Path, typer.Option(help="run folder to write")],
     seed: Annotated[int, typer.Option(help="seed for initialisation, batches and sampled negatives")] = 0,
+    aux: Annotated[str | None, typer.Option(help="auxiliary modalities, e.g. text,image,tabular (SASRec+/BERT4Rec+)")]
+    = None,
+    fusion: Annotated[str | None, typer.Option(help="how modalities are fused: concat or sum")] = None,
+    features: Annotated[list[str] | None, typer.Option(
+        help="NAME=PATH: your own item embeddings (.npz with 'ids' and 'vectors', or .npy + PATH.ids)")] = None,
+    loss: Annotated[str | None, typer.Option(help="SASRec loss: ce (full softmax) or bce (one sampled negative)")]
+    = None,
+    max_len: Annotated[int | None, typer.Option(help="maximum sequence length (200 for MovieLens, 50 short)")] = None,
+    hidden_dim: Annotated[int | None, typer.Option(help="model width d")] = None,
+    n_blocks: Annotated[int | None, typer.Option(help="transformer blocks")] = None,
+    n_heads: Annotated[int | None, typer.Option(help="attention heads")] = None,
+    dropout: Annotated[float | None, typer.Option(help="dropout rate")] = None,
+    mask_probability: Annotated[float | None, typer.Option(help="BERT4Rec: share of items masked in training")]
+    = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="any other model setting KEY=VALUE (repeatable)")]
+    = None,
     config: Annotated[Path | None, typer.Option(help="JSON file with 'model' and 'training' sections")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="model setting KEY=VALUE (repeatable)")] = None,
     epochs: Annotated[int | None, typer.Option(help="maximum epochs")] = None,
     batch_size: Annotated[int | None, typer.Option(help="training batch size")] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay")] = None,
     patience: Annotated[int | None, typer.Option(help="validation rounds without improvement before stopping")] = None,
+    eval_every: Annotated[int | None, typer.Option(help="validate every N epochs")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
     protocol: Annotated[list[str] | None, typer.Option(help="protocols to report (default: sampled and full)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run from its last checkpoint")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
 ) -> None:
@@ -137,18 +154,26 @@ def train(
     file_values = read_config_file(config) if config else {}
     if "seed" in file_values and seed == 0:
         seed = int(file_values["seed"])
+    model_flags = {"loss": loss, "max_length": max_len, "hidden_dim": hidden_dim, "n_blocks": n_blocks,
+                   "n_heads": n_heads, "dropout": dropout, "mask_probability": mask_probability,
+                   "aux_fusion": fusion}
     model_layers = [("config file", file_values.get("model", {})),
+                    ("command line", {k: v for k, v in model_flags.items() if v is not None}),
                     ("--set", parse_assignments(set_ or [], "--set"))]
     flags = {"epochs": epochs, "batch_size": batch_size, "learning_rate": lr, "weight_decay": weight_decay,
-             "patience": patience, "device": device}
+             "patience": patience, "eval_every": eval_every, "device": device}
     training_layers = [("config file", file_values.get("training", {})),
                        ("command line", {k: v for k, v in flags.items() if v is not None}
                         | ({} if progress else {"progress": False}))]
+    modalities = tuple(m.strip() for m in aux.split(",") if m.strip()) if aux else ()
+    feature_files = {k: Path(v) for k, v in parse_assignments(features or [], "--features").items()}
     started = time.perf_counter()
     metrics = train_run(model, data, out, seed, model_layers, training_layers,
-                        tuple(protocol) if protocol else DEFAULT_PROTOCOLS, overwrite)
+                        tuple(protocol) if protocol else DEFAULT_PROTOCOLS, overwrite,
+                        aux=modalities, feature_files=feature_files, resume=resume)
+    label = model + ("+" if modalities else "")
     for protocol_name, values in metrics["test"].items():
-        _print_metrics(f"{model} — test, {protocol_name}", {model: values})
+        _print_metrics(f"{label} — test, {protocol_name}", {label: values})
     console.print(f"run written to {out} ({time.perf_counter() - started:.1f} s)", highlight=False)
 
 

@@ -13,10 +13,12 @@ from auxrec.models.bpr import BPR, BPRConfig
 from auxrec.models.kebert4rec import KeBERT4Rec, KeBERT4RecConfig
 from auxrec.models.poprec import PopRec, PopRecConfig
 from auxrec.models.sasrec import SASRec, SASRecConfig
+from auxrec.models.transrec import TransRec, TransRecConfig
 
 REGISTRY: dict[str, tuple[type[Any], type[Any]]] = {
     "poprec": (PopRec, PopRecConfig),
     "bpr": (BPR, BPRConfig),
+    "transrec": (TransRec, TransRecConfig),
     "sasrec": (SASRec, SASRecConfig),
     "bert4rec": (BERT4Rec, BERT4RecConfig),
     "kebert4rec": (KeBERT4Rec, KeBERT4RecConfig),

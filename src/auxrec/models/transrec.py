@@ -7,10 +7,11 @@ added to a global translation t. After previous item i, the score of next item j
 
     score(j | u, i) = β_j − d(γ_i + t + t_u, γ_j)
 
-with d the **squared** Euclidean distance (the paper's "L2" variant, which it reports as
-at least as accurate as plain L1/L2 distance; squared distance is also smooth at zero and
-expands into ``||a||² − 2 a·γ_j + ||γ_j||²``, so full ranking is one matmul and never
-builds a (B, n_items, d) tensor). The previous item is the last history item
+with d the **squared** Euclidean distance. The paper allows any distance (it names L1
+and L2); we use L2, squared, because the square is differentiable everywhere (plain L2
+is not where a = γ_j) and expands into ``||a||² − 2 a·γ_j + ||γ_j||²``, so full ranking
+is one matmul and never builds a (B, n_items, d) tensor. (RecBole's TransRec uses the
+plain, unsquared distance.) The previous item is the last history item
 (``history_length = 1``); a user with no history starts from the origin (γ_0 = 0), i.e.
 ``a = t + t_u``.
 
@@ -117,10 +118,10 @@ class TransRec(NeuralRecommender):
             "negatives": torch.from_numpy(negatives),
         }
 
-    def _translated(self, users: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a = γ_i + t + t_u, t_u) for a batch of (user, previous item)."""
-        user_vectors = self.user_translation(users)  # (B, d)
-        return unit_ball(self.item_embedding(previous)) + self.global_translation + user_vectors, user_vectors
+    def _translated(self, users: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """a = unit(γ_i) + t + t_u for a batch of (user, previous item): (B, d)."""
+        point = unit_ball(self.item_embedding(previous))
+        return point + self.global_translation + self.user_translation(users)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raw_previous = self.item_embedding(batch["previous"])
@@ -150,7 +151,7 @@ class TransRec(NeuralRecommender):
         else:  # no history given: start from the origin
             previous_ids = np.full(len(users), PADDING_ID)
         previous = torch.as_tensor(previous_ids, dtype=torch.long, device=self.device)
-        anchor, _ = self._translated(users, previous)  # (B, d)
+        anchor = self._translated(users, previous)  # (B, d)
         anchor_norms = anchor.pow(2).sum(-1, keepdim=True)  # (B, 1)
         # ||a − γ_j||² = ||a||² − 2 a·γ_j + ||γ_j||²: a matmul, no (B, n_items, d) tensor.
         if candidates is None:
