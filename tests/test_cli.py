@@ -139,3 +139,54 @@ def test_prepare_generic_end_to_end(tmp_path):
     manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
     assert manifest["n_users"] == 10 and manifest["n_interactions"] == 60
     assert "10 users" in " ".join(result.output.split())
+
+
+def test_train_sasrec_plus_with_aux_and_feature_file(prepared_dir, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    items = pd.read_parquet(prepared_dir / "items.parquet")
+    vectors = np.random.default_rng(0).normal(size=(len(items), 5)).astype(np.float32)
+    np.savez(tmp_path / "mine.npz", ids=items["original_id"].to_numpy().astype(str), vectors=vectors)
+    run = tmp_path / "plus"
+    result = invoke("train", "sasrec", "--data", prepared_dir, "--out", run, "--aux", "text,tabular",
+                    "--features", f"image={tmp_path / 'mine.npz'}", "--fusion", "sum", "--max-len", 20,
+                    "--epochs", 1, "--no-progress")
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert set(config["item_features"]) == {"text", "tabular", "image"}
+    assert config["item_features"]["image"]["source"].startswith("file:")
+    assert config["item_features"]["image"]["items_present"] == len(items)
+    assert config["model_config"]["aux_fusion"] == "sum"
+    assert invoke("evaluate", run, "--protocol", "full").exit_code == 0
+
+
+def test_aux_on_a_model_without_features(prepared_dir, tmp_path):
+    result = invoke("train", "bpr", "--data", prepared_dir, "--out", tmp_path / "r", "--aux", "text")
+    assert_one_line_error(result, "does not use auxiliary item information")
+
+
+def test_option_for_another_model(prepared_dir, tmp_path):
+    result = invoke("train", "bert4rec", "--data", prepared_dir, "--out", tmp_path / "r", "--loss", "bce")
+    assert_one_line_error(result, "unknown setting(s) loss")
+
+
+def test_missing_feature_file(prepared_dir, tmp_path):
+    result = invoke("train", "sasrec", "--data", prepared_dir, "--out", tmp_path / "r",
+                    "--features", f"image={tmp_path / 'none.npz'}")
+    assert_one_line_error(result, "feature file", "not found")
+
+
+def test_quickstart_end_to_end(tmp_path, monkeypatch):
+    from auxrec.experiments import quickstart
+
+    short = {"epochs": 1, "batch_size": 256, "eval_every": 1}
+    monkeypatch.setattr(quickstart, "QUICKSTART_RUNS", [
+        ("PopRec", "poprec", (), {}),
+        ("SASRec", "sasrec", (), short),
+        ("SASRec+", "sasrec", ("text", "image", "tabular"), short),
+    ])
+    result = invoke("quickstart", "--workdir", tmp_path / "qs")
+    assert result.exit_code == 0, result.output
+    assert "SASRec+" in result.output and "NDCG@10" in result.output
+    assert (tmp_path / "qs" / "runs" / "sasrec-plus-seed0" / "metrics.json").is_file()

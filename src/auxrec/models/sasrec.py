@@ -77,9 +77,6 @@ class SASRec(NeuralRecommender):
         width = config.hidden_dim
         self.item_embedding = nn.Embedding(self.n_embeddings, width, padding_idx=PADDING_ID)
         self.position_embedding = nn.Embedding(config.max_length, width)
-        self.fusion = (
-            AuxiliaryFusion.from_features(item_features, config.aux_fusion, width) if item_features else None
-        )
         self.input_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(width, config.n_heads, config.ffn_dim, config.dropout, self.activation,
@@ -88,6 +85,13 @@ class SASRec(NeuralRecommender):
         )
         self.final_norm = nn.LayerNorm(width)
         self.apply(self._init_weights)
+        # Built last, so SASRec and SASRec+ with the same seed start from identical id-side
+        # weights and a paired comparison isolates the effect of the auxiliary information.
+        self.fusion = (
+            AuxiliaryFusion.from_features(item_features, config.aux_fusion, width) if item_features else None
+        )
+        if self.fusion is not None:
+            self.fusion.apply(self._init_weights)
 
     @property
     def n_embeddings(self) -> int:

@@ -1,0 +1,53 @@
+"""An interrupted and resumed run gives exactly the numbers of an uninterrupted one."""
+
+import json
+
+import pytest
+
+from auxrec.experiments import runs
+from auxrec.training import trainer
+
+TRAINING = [("test", {"epochs": 4, "batch_size": 16, "learning_rate": 5e-3, "patience": 10, "progress": False})]
+MODEL = [("test", {"max_length": 20, "hidden_dim": 16})]
+
+
+@pytest.mark.parametrize("model", ["sasrec", "bpr"])
+def test_resume_equals_uninterrupted(model, tiny_prepared, tmp_path, monkeypatch):
+    layers = MODEL if model == "sasrec" else []
+    reference = runs.train_run(model, tiny_prepared.path, tmp_path / "reference", seed=5, model_layers=layers,
+                               training_layers=TRAINING)
+
+    original_save = trainer._save_checkpoint
+
+    def save_then_die(path, state):
+        original_save(path, state)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt("killed after epoch 2")
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train_run(model, tiny_prepared.path, tmp_path / "run", seed=5, model_layers=layers,
+                       training_layers=TRAINING)
+    assert not (tmp_path / "run").exists()  # never looks complete
+    assert (tmp_path / ".run.partial" / "checkpoint.pt").is_file()
+    monkeypatch.setattr(trainer, "_save_checkpoint", original_save)
+
+    resumed = runs.train_run(model, tiny_prepared.path, tmp_path / "run", seed=5, model_layers=layers,
+                             training_layers=TRAINING, resume=True)
+    assert resumed == reference
+    log = json.loads((tmp_path / "run" / "training_log.json").read_text())["epochs"]
+    assert [record["epoch"] for record in log] == [1, 2, 3, 4]
+    assert not (tmp_path / ".run.partial").exists()
+
+
+def test_resume_refuses_changed_settings(tiny_prepared, tmp_path, monkeypatch):
+    def die(path, state):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", die)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train_run("bpr", tiny_prepared.path, tmp_path / "run", seed=1, training_layers=TRAINING)
+    from auxrec.exceptions import RunError
+
+    with pytest.raises(RunError, match="settings differ"):
+        runs.train_run("bpr", tiny_prepared.path, tmp_path / "run", seed=2, training_layers=TRAINING, resume=True)
