@@ -28,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # long summary lines stay whole in logs
 error_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 USER_ERROR_EXIT_CODE = 2

@@ -35,3 +35,25 @@ def test_saved_negatives_are_reused(tiny_prepared):
     stamp = path.stat().st_mtime_ns
     load_or_draw_negatives(tiny_prepared, "valid", "uniform", seed=9, n_negatives=10)
     assert path.stat().st_mtime_ns == stamp
+
+
+def test_full_with_history_lets_history_items_compete(tiny_prepared):
+    from auxrec.evaluation.evaluator import evaluate
+
+    class HistoryLover:
+        """Scores the user's own history highest: only matters when history competes."""
+
+        name = "history-lover"
+        history_length = 0
+
+        def score(self, histories, candidates=None):
+            import torch
+
+            scores = torch.zeros((len(histories.users), tiny_prepared.n_items + 1))
+            for row, user in enumerate(histories.users):
+                scores[row, tiny_prepared.history("test").of(int(user))] = 10.0
+            return scores
+
+    excluded = evaluate(HistoryLover(), tiny_prepared, "test", "full", seed=0)
+    competing = evaluate(HistoryLover(), tiny_prepared, "test", "full-with-history", seed=0)
+    assert (competing.ranks >= excluded.ranks).all() and (competing.ranks > excluded.ranks).any()

@@ -8,6 +8,8 @@ Protocols (saved with every result):
 - ``full``: the target against every item. By default (``exclude_history=True``) the
   items already in the user's visible history do not compete, the usual convention for
   next-novel-item prediction; the target itself always competes even if it was seen.
+- ``full-with-history``: ``full`` with ``exclude_history=False`` (history items compete
+  too, as in RecBole's sequential models), for datasets where repeats are the point.
 
 Ranks are pessimistic on ties (`auxrec.evaluation.ranking`).
 """
@@ -26,7 +28,7 @@ from auxrec.evaluation.ranking import rank_among_all, rank_first_column
 from auxrec.exceptions import ConfigError
 from auxrec.models.base import Recommender, UserHistories
 
-PROTOCOLS = ("sampled", "popularity", "full")
+PROTOCOLS = ("sampled", "popularity", "full", "full-with-history")
 NEGATIVE_STRATEGY = {"sampled": "uniform", "popularity": "popularity"}
 
 
@@ -67,6 +69,8 @@ def evaluate(
 ) -> EvaluationResult:
     """Rank every evaluated user's ``split`` target ('valid' or 'test') under ``protocol``."""
     check_protocol(protocol)
+    if protocol == "full-with-history":
+        exclude_history = False
     users, targets = dataset.targets(split)
     history = dataset.history(split)
     negatives = None
