@@ -22,6 +22,7 @@ from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.models.base import NeuralRecommender, UserHistories
+from auxrec.training.batching import pair_keys, sample_unseen_items
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class BPR(NeuralRecommender):
         if getattr(self, "_pairs_for", None) is not sequences:
             users = np.repeat(np.arange(len(sequences.offsets) - 1), sequences.lengths).astype(np.int64)
             items = sequences.items.astype(np.int64)
-            self._pairs = (users, items, np.unique(users * (self.n_items + 1) + items))
+            self._pairs = (users, items, pair_keys(users, items, self.n_items))
             self._pairs_for = sequences
         return np.arange(len(self._pairs[0])), None
 
@@ -59,16 +60,8 @@ class BPR(NeuralRecommender):
         self, dataset: PreparedDataset, units: np.ndarray, rng: np.random.Generator
     ) -> dict[str, torch.Tensor]:
         users, items, positive_keys = self._pairs
-        stride = self.n_items + 1  # a (user, item) pair as one sortable key
         batch_users, batch_items = users[units], items[units]
-        negatives = rng.integers(1, self.n_items + 1, size=len(units))
-        for _ in range(10):  # resample the few negatives that hit a training positive
-            keys = batch_users * stride + negatives
-            found = np.searchsorted(positive_keys, keys)
-            clash = positive_keys[np.minimum(found, len(positive_keys) - 1)] == keys
-            if not clash.any():
-                break
-            negatives[clash] = rng.integers(1, self.n_items + 1, size=int(clash.sum()))
+        negatives = sample_unseen_items(batch_users, positive_keys, self.n_items, rng)
         return {
             "users": torch.from_numpy(batch_users),
             "positives": torch.from_numpy(batch_items),

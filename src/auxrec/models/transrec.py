@@ -45,6 +45,7 @@ from torch import nn
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
 from auxrec.models.base import NeuralRecommender, UserHistories
+from auxrec.training.batching import pair_keys, sample_unseen_items
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class TransRec(NeuralRecommender):
                 users[:-1][same_user],
                 items[:-1][same_user],
                 items[1:][same_user],
-                np.unique(users * (self.n_items + 1) + items),  # (user, item) as one sortable key
+                pair_keys(users, items, self.n_items),
             )
             self._pairs_for = sequences
         return np.arange(len(self._pairs[0])), None
@@ -101,16 +102,8 @@ class TransRec(NeuralRecommender):
         self, dataset: PreparedDataset, units: np.ndarray, rng: np.random.Generator
     ) -> dict[str, torch.Tensor]:
         pair_users, previous, following, positive_keys = self._pairs
-        stride = self.n_items + 1
         batch_users = pair_users[units]
-        negatives = rng.integers(1, self.n_items + 1, size=len(units))
-        for _ in range(10):  # resample the few negatives that hit a training positive
-            keys = batch_users * stride + negatives
-            found = np.searchsorted(positive_keys, keys)
-            clash = positive_keys[np.minimum(found, len(positive_keys) - 1)] == keys
-            if not clash.any():
-                break
-            negatives[clash] = rng.integers(1, self.n_items + 1, size=int(clash.sum()))
+        negatives = sample_unseen_items(batch_users, positive_keys, self.n_items, rng)
         return {
             "users": torch.from_numpy(batch_users),
             "previous": torch.from_numpy(previous[units]),

