@@ -190,3 +190,21 @@ def test_quickstart_end_to_end(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "SASRec+" in result.output and "NDCG@10" in result.output
     assert (tmp_path / "qs" / "runs" / "sasrec-plus-seed0" / "metrics.json").is_file()
+
+
+def test_embed_then_train_uses_the_cache(prepared_dir, tmp_path):
+    result = invoke("embed", prepared_dir, "--modalities", "tabular", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "items" in result.output and "cache miss" in " ".join(result.output.split())
+    again = invoke("embed", prepared_dir, "--modalities", "tabular", "--no-progress")
+    assert "cache hit" in " ".join(again.output.split())
+    run = tmp_path / "run"
+    result = invoke("train", "sasrec", "--data", prepared_dir, "--out", run, "--aux", "tabular", "--max-len", 20,
+                    "--epochs", 1, "--no-progress")
+    assert result.exit_code == 0, result.output
+    source = json.loads((run / "config.json").read_text())["item_features"]["tabular"]["source"]
+    assert source.startswith("cache:"), source
+
+
+def test_embed_unknown_modality(prepared_dir):
+    assert_one_line_error(invoke("embed", prepared_dir, "--modalities", "smell"), "smell")

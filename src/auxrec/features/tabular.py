@@ -227,7 +227,7 @@ def fit_tabular_embedding(
         keep = np.sort(rng.choice(len(items), size=config.max_rows, replace=False))
         items, targets = items[keep], targets[keep]
     order = rng.permutation(len(items))
-    n_fit = max(int(round(config.fit_fraction * len(items))), min(len(items), config.folds))
+    n_fit = max(round(config.fit_fraction * len(items)), min(len(items), config.folds))
     fit_rows, held_rows = order[:n_fit], order[n_fit:]
 
     # Statistics from the fitting rows only (implicit negatives are not interactions).

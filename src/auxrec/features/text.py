@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def local_model_folder(name_or_path: str) -> Path:
         return Path(snapshot_download(name_or_path, local_files_only=True))
     except ImportError:
         raise ConfigError("pretrained encoders need transformers: pip install 'auxrec[encoders]'") from None
-    except Exception as error:  # LocalEntryNotFoundError and friends: not cached here
+    except (OSError, ValueError) as error:  # LocalEntryNotFoundError (not cached here), invalid repo id
         raise ConfigError(
             f"weights of {name_or_path} are not available locally ({type(error).__name__}); model hubs are "
             f"not contacted. Download them where the hub is reachable (huggingface-cli download {name_or_path}) "
@@ -195,15 +196,21 @@ class TextEncoderChoice:
 
     def load(self, batch_size: int = 32) -> TextEncoder:
         try:
-            from transformers import AutoConfig, AutoModel, AutoTokenizer, Data2VecTextModel
+            import transformers  # noqa: F401
         except ImportError:
             raise ConfigError("pretrained text encoders need transformers: pip install 'auxrec[text]'") from None
+        with quiet_transformers():
+            return self._load(batch_size)
+
+    def _load(self, batch_size: int) -> TextEncoder:
+        from transformers import AutoConfig, AutoModel, AutoTokenizer, Data2VecTextModel
+
         try:
             config = AutoConfig.from_pretrained(self.folder, local_files_only=True)
             model_class = Data2VecTextModel if config.model_type == "data2vec-text" else AutoModel
             # No pooler: we pool the last hidden state ourselves (and a checkpoint without
             # pooler weights would otherwise get randomly initialised ones).
-            extra = {"add_pooling_layer": False} if config.model_type in ("data2vec-text", "bert", "roberta") else {}
+            extra: dict[str, Any] = {"add_pooling_layer": False} if config.model_type in ("data2vec-text", "bert", "roberta") else {}
             model = model_class.from_pretrained(self.folder, local_files_only=True, **extra)
             tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
         except (OSError, ValueError) as error:
@@ -211,6 +218,24 @@ class TextEncoderChoice:
         return TextEncoder(model.eval(), tokenizer, name=self.name, source=self.source, pooling=self.pooling,
                            normalize=self.normalize, max_length=self.max_length, batch_size=batch_size,
                            weights=weights_id(self.folder))
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report (unused pooler weights) and progress bars, then restore."""
+    from transformers.utils import logging as hf_logging  # untyped helpers: called through Any
+
+    hf: Any = hf_logging
+
+    level, bars = hf.get_verbosity(), hf.is_progress_bar_enabled()
+    hf.set_verbosity_error()
+    hf.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf.set_verbosity(level)
+        if bars:
+            hf.enable_progress_bar()
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
