@@ -88,11 +88,12 @@ class NeuralRecommender(nn.Module):
         raise NotImplementedError
 
     def training_batches(
-        self, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator, shard: Shard = Shard()
+        self, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator, shard: Shard = Shard(),
+        length_bucketing: bool = False,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """One epoch of batches for this process (see `auxrec.training.batching`)."""
         units, lengths = self.training_units(dataset)
-        for rows in plan_batches(len(units), batch_size, rng, lengths, shard):
+        for rows in plan_batches(len(units), batch_size, rng, lengths if length_bucketing else None, shard):
             yield self.make_batch(dataset, units[rows], rng)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -22,5 +22,9 @@ class TrainingConfig:
     patience: int = 5
     eval_every: int = 1
     validation_protocol: str = "sampled"
+    # Group sequences of similar length into batches: less padding, about 1.5x faster
+    # epochs, but on ML-100K (SASRec, seed 0) it lowered test NDCG@10 from 0.472 to 0.438,
+    # so it is off by default.
+    length_bucketing: bool = False
     device: str = "auto"  # "auto" = CUDA when present, else CPU
     progress: bool = True

@@ -116,7 +116,8 @@ def train_neural_model(
         model.train()
         started = time.perf_counter()
         total_loss, n_batches, n_rows, n_positions = 0.0, 0, 0, 0
-        bar = tqdm(model.training_batches(dataset, config.batch_size, rng, shard), desc=f"epoch {epoch}",
+        bar = tqdm(model.training_batches(dataset, config.batch_size, rng, shard,
+                                          config.length_bucketing), desc=f"epoch {epoch}",
                    leave=False, disable=show, unit="batch", mininterval=0.5)
         for batch in bar:
             optimizer.zero_grad(set_to_none=True)
