@@ -23,7 +23,7 @@ from auxrec.exceptions import AuxrecError
 
 app = typer.Typer(
     name="auxrec",
-    help="Multi-modal sequential recommendation: prepare data, train, evaluate, reproduce.",
+    help="Multi-modal sequential recommendation: prepare data, embed items, train, evaluate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -241,7 +241,7 @@ def quickstart(
     workdir: Annotated[Path, typer.Option(help="where data and runs go")] = Path("auxrec-quickstart"),
     seed: Annotated[int, typer.Option(help="seed")] = 0,
 ) -> None:
-    """Generate synthetic data, train the baselines and print a results table (< 2 min)."""
+    """Generate synthetic data, train PopRec, SASRec and SASRec+, print a results table (< 2 min)."""
     from auxrec.experiments.quickstart import run_quickstart
 
     started = time.perf_counter()
