@@ -39,6 +39,11 @@ class UserSequences:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @property
+    def owners(self) -> np.ndarray:
+        """(n_events,) int64: the user of each entry of ``items``."""
+        return np.repeat(np.arange(len(self.offsets) - 1, dtype=np.int64), self.lengths)
+
     def padded(self, users: np.ndarray, max_length: int) -> np.ndarray:
         """The last ``max_length`` items of each user's sequence, left-padded with PADDING_ID.
 

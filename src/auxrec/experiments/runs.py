@@ -33,7 +33,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -229,7 +228,3 @@ def evaluate_run(run_dir: Path, protocols: tuple[str, ...]) -> dict[str, Any]:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     return _evaluate_into(Path(run_dir), model, dataset, protocols, int(config["seed"]), metrics)
 
-
-def metrics_table(rows: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """Models × metrics frame, for printing."""
-    return pd.DataFrame(rows).T.astype(np.float64)

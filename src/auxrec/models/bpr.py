@@ -50,7 +50,7 @@ class BPR(NeuralRecommender):
         sequences = dataset.train_sequences
         # Cache the flat (user, item) arrays and the sorted positive keys once per dataset.
         if getattr(self, "_pairs_for", None) is not sequences:
-            users = np.repeat(np.arange(len(sequences.offsets) - 1), sequences.lengths).astype(np.int64)
+            users = sequences.owners
             items = sequences.items.astype(np.int64)
             self._pairs = (users, items, pair_keys(users, items, self.n_items))
             self._pairs_for = sequences

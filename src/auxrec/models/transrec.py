@@ -85,7 +85,7 @@ class TransRec(NeuralRecommender):
         sequences = dataset.train_sequences
         # Cache the pair arrays and the sorted positive keys once per dataset.
         if getattr(self, "_pairs_for", None) is not sequences:
-            users = np.repeat(np.arange(len(sequences.offsets) - 1), sequences.lengths).astype(np.int64)
+            users = sequences.owners
             items = sequences.items.astype(np.int64)
             # Event k and event k + 1 of the flat CSR array form a pair when one user owns both.
             same_user = users[:-1] == users[1:]
