@@ -251,6 +251,44 @@ def quickstart(
     console.print(f"done in {time.perf_counter() - started:.0f} s; runs are in {workdir / 'runs'}", highlight=False)
 
 
+@app.command()
+@user_errors_as_one_line
+def reproduce(
+    target: Annotated[str, typer.Argument(help="table1, table2, table3, figure2, figure3 or all (comma-separated)")],
+    dataset: Annotated[str | None, typer.Option(help="spec name: configs/NAME.toml (e.g. ml-100k, ml-1m, hm)")]
+    = None,
+    spec: Annotated[Path | None, typer.Option(help="a spec file instead of --dataset")] = None,
+    protocol: Annotated[list[str] | None, typer.Option(help="report under this protocol (repeatable; default: the "
+                                                             "spec's, sampled and full)")] = None,
+    seeds: Annotated[int | None, typer.Option(help="seeds for Table 2 (Tables 1 and 3 use at most this many)")]
+    = None,
+    workdir: Annotated[Path | None, typer.Option(help="prepared data and runs (default: auxrec-runs/NAME)")] = None,
+    reports: Annotated[Path | None, typer.Option(help="where reports go (default: reports/NAME)")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Reproduce the paper's tables and figures on a dataset; finished runs are reused, never retrained."""
+    from auxrec.experiments.reproduce import reproduce as run_reproduction
+    from auxrec.experiments.specs import find_spec, load_spec
+
+    if (dataset is None) == (spec is None):
+        from auxrec.exceptions import ConfigError
+
+        raise ConfigError("give exactly one of --dataset NAME or --spec FILE")
+    loaded = load_spec(spec if spec is not None else find_spec(dataset or ""))
+    name = loaded.name
+    started = time.perf_counter()
+    summary = run_reproduction(
+        loaded, [t.strip() for t in target.split(",") if t.strip()], workdir or Path("auxrec-runs") / name,
+        reports or Path("reports") / name, protocols=protocol, seeds=seeds,
+        log=lambda text: console.print(text, highlight=False), progress=progress,
+    )
+    for path in summary["files"]:
+        if str(path).endswith(".md") and "table" in Path(path).name:
+            console.print(Path(path).read_text(), highlight=False)
+    console.print(f"{summary['runs']} runs; reports in {reports or Path('reports') / name} "
+                  f"({time.perf_counter() - started:.0f} s)", highlight=False)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

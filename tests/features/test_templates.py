@@ -33,3 +33,12 @@ def test_blank_items_render_empty_and_unknown_fields_fail() -> None:
 def test_generic_template_covers_declared_columns() -> None:
     template = default_template("unknown-data", ItemColumns(text=("title",), categorical=("group",)))
     assert render(template, {"title": "item 1", "group": "g1"}) == "item 1. group: g1."
+
+
+def test_built_in_template_drops_parts_for_absent_columns() -> None:
+    # ML-1M has tags only when a tags file was given; without it the template must still work.
+    columns = ["item", "original_id", "title", "year", "genres", "image_path"]
+    template = default_template("ml-1m", ItemColumns(text=("title",)), columns)
+    assert "tags" not in template
+    items = pd.DataFrame({"title": ["Heat"], "year": [1995.0], "genres": [["Action", "Crime"]]})
+    assert render_items(template, items) == ["Heat (1995). Genres: Action, Crime"]

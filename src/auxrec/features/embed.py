@@ -176,7 +176,8 @@ def _embed_text(dataset: PreparedDataset, cache: FeatureCache, spec: str, templa
                 batch_size: int, progress: bool, log: Callable[[str], None], rebuild: bool) -> dict[str, Any]:
     from auxrec.features.text import resolve_text_encoder
 
-    template = template if template is not None else default_template(dataset.name, dataset.item_columns)
+    if template is None:
+        template = default_template(dataset.name, dataset.item_columns, list(dataset.items.columns))
     texts = render_items(template, dataset.items)  # validates the template's fields first
     choice = resolve_text_encoder(spec, pooling=pooling, log=log)
     payload = _payload(dataset, "text", choice.key_params(), template=template)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,14 +40,21 @@ _PART = re.compile(r"\[(?!\[)((?:[^\[\]]|\[\[|\]\])*)\](?!\])")
 _FIELD = re.compile(r"\{([^{}:!]+)\}")
 
 
-def default_template(dataset_name: str, columns: ItemColumns) -> str:
+def default_template(dataset_name: str, columns: ItemColumns, available: Sequence[str] | None = None) -> str:
     """The built-in template of ``dataset_name``, else one built from the declared columns.
 
     The generic template lists the text columns, then ``column: value`` for categorical,
-    multi-label and numeric columns, each part optional.
+    multi-label and numeric columns, each part optional. With ``available`` (the item
+    table's columns), optional parts of a built-in template that name an absent column
+    are dropped: ML-1M's tags, say, come only with a tags file.
     """
     if dataset_name in TEMPLATES:
-        return TEMPLATES[dataset_name]
+        template = TEMPLATES[dataset_name]
+        if available is not None:
+            present = set(available)
+            template = _PART.sub(
+                lambda match: match.group(0) if set(_FIELD.findall(match.group(1))) <= present else "", template)
+        return template
     parts = [f"[{{{c}}}. ]" for c in columns.text]
     parts += [f"[{c}: {{{c}}}. ]" for c in (*columns.categorical, *columns.multi_label, *columns.numeric)]
     return "".join(parts)

@@ -1,0 +1,514 @@
+"""`auxrec reproduce`: the paper's tables and figures on one dataset, from a declarative spec.
+
+The experiments are the paper's and are defined here once:
+
+- **Table 1**: PopRec, BPR, TransRec, BERT4Rec, KeBERT4Rec, SASRec, BERT4Rec+, SASRec+;
+- **Table 2**: paired t-tests of NDCG@10, BERT4Rec vs BERT4Rec+ and SASRec vs SASRec+;
+- **Table 3**: the 11 modality/fusion variants of BERT4Rec+ and SASRec+;
+- **Figure 2**: a case study of two users; **Figure 3**: SASRec+ attention by user cluster.
+
+A spec (`auxrec.experiments.specs`) says how to run them on a dataset. Every run is an
+ordinary run folder (`auxrec.experiments.runs`) under ``WORKDIR/runs/<variant>/seed-<n>``:
+a finished run is reused, never retrained, unless its settings no longer match the spec;
+an interrupted one resumes from its last epoch checkpoint. Reports are rendered from the
+saved runs only, into ``REPORTS/`` as Markdown, CSV, LaTeX, JSON and PNG.
+
+**Fair tuning.** When the spec has a tuning grid, every tuned model (all of Table 1 but
+PopRec, which has no hyperparameter) gets the same trials — the whole grid — on seed 0,
+chosen by validation NDCG@10 under the validation protocol; Table 3's variants use the
+values chosen for their family (BERT4Rec+ or SASRec+). The trials and the choice are
+recorded in ``REPORTS/tuning.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auxrec.config import resolve_config
+from auxrec.evaluation.metrics import METRIC_NAMES
+from auxrec.exceptions import ConfigError, RunError
+from auxrec.experiments.runs import evaluate_run, load_run, train_run
+from auxrec.experiments.specs import MODALITIES, ReproductionSpec
+from auxrec.models import lookup
+from auxrec.training.config import TrainingConfig
+
+TARGETS = ("table1", "table2", "table3", "figure2", "figure3")
+ALL_MODALITIES = MODALITIES
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trainable configuration: a registered model, optionally with auxiliary information."""
+
+    label: str  # as printed in reports
+    model: str  # registry name
+    aux: tuple[str, ...] = ()
+    fusion: str | None = None  # None = the model's default (only meaningful with aux)
+    tuned_as: str = ""  # whose tuned hyperparameters it uses ("" = its own label)
+
+    @property
+    def key(self) -> str:
+        """Folder name: ``sasrec``, ``sasrec+text-image-tabular.concat``..."""
+        if not self.aux:
+            return self.model
+        return f"{self.model}+{'-'.join(self.aux)}.{self.fusion or 'concat'}"
+
+    @property
+    def tuning_label(self) -> str:
+        return self.tuned_as or self.label
+
+
+TABLE1 = (
+    Variant("PopRec", "poprec"),
+    Variant("BPR", "bpr"),
+    Variant("TransRec", "transrec"),
+    Variant("BERT4Rec", "bert4rec"),
+    Variant("KeBERT4Rec", "kebert4rec"),
+    Variant("SASRec", "sasrec"),
+    Variant("BERT4Rec+", "bert4rec", ALL_MODALITIES, "concat"),
+    Variant("SASRec+", "sasrec", ALL_MODALITIES, "concat"),
+)
+BASELINES = ("PopRec", "BPR", "TransRec", "BERT4Rec", "KeBERT4Rec", "SASRec")
+PAIRS = (("BERT4Rec", "BERT4Rec+"), ("SASRec", "SASRec+"))
+UNTUNED = ("PopRec",)  # no hyperparameters to search
+# (row label, modalities, fusion) of the paper's Table 3.
+ABLATION_ROWS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("(1) Text", ("text",), "concat"),
+    ("(2) Image", ("image",), "concat"),
+    ("(3) Tabular", ("tabular",), "concat"),
+    ("(4) Concatenated: text + image + tabular", ALL_MODALITIES, "concat"),
+    ("(5) Concatenated: w/o tabular", ("text", "image"), "concat"),
+    ("(6) Concatenated: w/o image", ("text", "tabular"), "concat"),
+    ("(7) Concatenated: w/o text", ("image", "tabular"), "concat"),
+    ("(8) Summed: text + image + tabular", ALL_MODALITIES, "sum"),
+    ("(9) Summed: w/o tabular", ("text", "image"), "sum"),
+    ("(10) Summed: w/o image", ("text", "tabular"), "sum"),
+    ("(11) Summed: w/o text", ("image", "tabular"), "sum"),
+)
+ABLATION_FAMILIES = (("BERT4Rec+", "bert4rec"), ("SASRec+", "sasrec"))
+FIGURE2_MODELS = ("BERT4Rec", "BERT4Rec+", "SASRec", "SASRec+")
+
+
+def table1_variant(label: str) -> Variant:
+    return next(v for v in TABLE1 if v.label == label)
+
+
+def ablation_variants() -> list[tuple[str, str, Variant]]:
+    """(row, family, variant) for every cell of Table 3; row (4) is the family's own variant."""
+    cells = []
+    for family, model in ABLATION_FAMILIES:
+        for row, aux, fusion in ABLATION_ROWS:
+            variant = Variant(f"{family} {row}", model, aux, fusion, tuned_as=family)
+            if aux == ALL_MODALITIES and fusion == "concat":
+                variant = table1_variant(family)
+            cells.append((row, family, variant))
+    return cells
+
+
+@dataclass(frozen=True)
+class SeedCounts:
+    table1: int
+    table2: int
+    table3: int
+
+    @classmethod
+    def from_spec(cls, spec: ReproductionSpec, override: int | None) -> SeedCounts:
+        seeds = spec.seeds
+        if override is None:
+            return cls(seeds.table1, seeds.table2, seeds.table3)
+        if override < 1:
+            raise ConfigError("--seeds must be at least 1")
+        return cls(min(seeds.table1, override), override, min(seeds.table3, override))
+
+
+def expand_targets(targets: Sequence[str]) -> list[str]:
+    chosen: list[str] = []
+    for target in targets:
+        if target == "all":
+            chosen += TARGETS
+        elif target in TARGETS:
+            chosen.append(target)
+        else:
+            raise ConfigError(f"unknown target {target!r}; choose from {', '.join(TARGETS)} or all")
+    return list(dict.fromkeys(chosen))
+
+
+def planned_runs(targets: Sequence[str], seeds: SeedCounts) -> list[tuple[Variant, int]]:
+    """Every (variant, seed) the targets need, each once, in a sensible training order."""
+    plan: list[tuple[Variant, int]] = []
+    if "table1" in targets:
+        plan += [(v, s) for s in range(seeds.table1) for v in TABLE1]
+    if "table2" in targets:
+        plan += [(table1_variant(label), s) for s in range(seeds.table2) for pair in PAIRS for label in pair]
+    if "table3" in targets:
+        plan += [(v, s) for s in range(seeds.table3) for _, _, v in ablation_variants()]
+    if "figure2" in targets:
+        plan += [(table1_variant(label), 0) for label in FIGURE2_MODELS]
+    if "figure3" in targets:
+        plan += [(table1_variant("SASRec+"), 0)]
+    return list(dict.fromkeys(plan))
+
+
+class Reproduction:
+    """Runs and renders one spec; ``log`` receives one line per step."""
+
+    def __init__(
+        self, spec: ReproductionSpec, workdir: Path, reports: Path, log: Callable[[str], None] = print,
+        progress: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.workdir = Path(workdir)
+        self.reports = Path(reports)
+        self.log = log
+        self.progress = progress
+        self.prepared = self.workdir / "prepared"
+        self.runs = self.workdir / "runs"
+        self.chosen_trials: dict[str, Path] = {}  # label → run folder of its chosen tuning trial
+
+    # -- data -----------------------------------------------------------------------
+    def ensure_data(self) -> Path:
+        """Prepare (and embed) the dataset once; later calls reuse it."""
+        from auxrec.data.loaders import load_dataset
+        from auxrec.data.prepare import PrepareOptions, prepare_dataset, write_prepared
+
+        data = self.spec.data
+        if not (self.prepared / "manifest.json").is_file():
+            source = self.spec.source_path()
+            if data.synthetic_preset is not None and (source is None or not source.exists()):
+                from auxrec.data.synthetic import SyntheticConfig, write_synthetic
+
+                source = self.workdir / "source"
+                self.log(f"generating synthetic data ({data.synthetic_preset}) in {source}")
+                write_synthetic(SyntheticConfig.preset(data.synthetic_preset, **data.synthetic_overrides), source,
+                                overwrite=True)
+            if source is None:
+                raise ConfigError(f"spec {self.spec.path}: data.source is required for loader {data.loader!r}")
+            self.log(f"preparing {data.loader} from {source}")
+            raw = load_dataset(data.loader, source, **data.options)
+            options = PrepareOptions(k_core=data.k_core, min_rating=data.min_rating)
+            write_prepared(prepare_dataset(raw, options), self.prepared, overwrite=True)
+        if data.embed:
+            from auxrec.features.embed import embed_dataset
+
+            embed_dataset(self.prepared, list(data.embed), text_encoder=data.text_encoder,
+                          image_encoder=data.image_encoder, progress=self.progress, log=self.log)
+        return self.prepared
+
+    # -- settings -------------------------------------------------------------------
+    def _layers(self, variant: Variant, chosen: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+        model_spec = self.spec.models.get(variant.model)
+        model_layers: list[tuple[str, dict[str, Any]]] = [(f"spec models.{variant.model}.model",
+                                                           dict(model_spec.model) if model_spec else {})]
+        if variant.aux and variant.fusion:
+            model_layers.append(("variant", {"aux_fusion": variant.fusion}))
+        neural = variant.model not in ("poprec",)
+        training_layers: list[tuple[str, dict[str, Any]]] = [
+            ("spec training", dict(self.spec.training) if neural else {}),
+            (f"spec models.{variant.model}.training", dict(model_spec.training) if model_spec else {}),
+            ("tuning", chosen),
+            ("reproduce", {"progress": False}),
+        ]
+        return model_layers, training_layers
+
+    def _resolved(self, variant: Variant, chosen: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        _, config_class = lookup(variant.model)
+        model_layers, training_layers = self._layers(variant, chosen)
+        model_config, _ = resolve_config(config_class, model_layers)
+        training, _ = resolve_config(TrainingConfig, training_layers)
+        return dataclasses.asdict(model_config), dataclasses.asdict(training)
+
+    # -- runs -----------------------------------------------------------------------
+    def run_dir(self, variant: Variant, seed: int) -> Path:
+        return self.runs / variant.key / f"seed-{seed}"
+
+    def ensure_run(
+        self, variant: Variant, seed: int, chosen: dict[str, Any], protocols: Sequence[str],
+        run_dir: Path | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """The metrics of ``variant`` with ``seed`` and whether a finished run was reused."""
+        run_dir = run_dir or self.run_dir(variant, seed)
+        model_config, training = self._resolved(variant, chosen)
+        if (run_dir / "metrics.json").is_file():
+            config = json.loads((run_dir / "config.json").read_text())
+            if _same_settings(config, variant, model_config, training):
+                metrics = json.loads((run_dir / "metrics.json").read_text())
+                missing = tuple(p for p in protocols if p not in metrics.get("test", {}))
+                return (evaluate_run(run_dir, missing) if missing else metrics), True
+            self.log(f"  settings of {run_dir} differ from the spec; training it again")
+        model_layers, training_layers = self._layers(variant, chosen)
+        arguments = dict(model_name=variant.model, data=self.prepared, out=run_dir, seed=seed,
+                         model_layers=model_layers, training_layers=training_layers, protocols=tuple(protocols),
+                         overwrite=True, aux=variant.aux)
+        try:
+            return train_run(**arguments, resume=True), False
+        except RunError as error:
+            if "cannot resume" not in str(error):
+                raise
+            shutil.rmtree(run_dir.with_name(f".{run_dir.name}.partial"), ignore_errors=True)
+            return train_run(**arguments, resume=False), False
+
+    def tuned_values(self, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Run the shared grid for each label that needs it; returns label → chosen values."""
+        tuning = self.spec.tuning
+        trials = tuning.trials
+        chosen: dict[str, dict[str, Any]] = {label: {} for label in labels}
+        if not trials:
+            return chosen
+        record_path = self.reports / "tuning.json"
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        record.update({"grid": tuning.grid, "seed": tuning.seed, "criterion": "valid NDCG@10 (validation protocol)"})
+        results = record.setdefault("models", {})
+        for label in labels:
+            if label in UNTUNED:
+                results[label] = {"trials": [], "chosen": {}, "note": "no hyperparameters to tune"}
+                continue
+            variant = table1_variant(label)
+            scored = []
+            for index, trial in enumerate(trials):
+                values = dict(trial) | ({"epochs": tuning.epochs} if tuning.epochs else {})
+                run_dir = self.workdir / "tuning" / variant.key / f"trial-{index}"
+                self.log(f"tuning {label}: trial {index + 1}/{len(trials)} {trial}")
+                protocol = self._resolved(variant, values)[1]["validation_protocol"]
+                metrics, _ = self.ensure_run(variant, tuning.seed, values, (protocol,), run_dir)
+                scored.append({"values": trial, "valid_ndcg@10": metrics["valid"][protocol]["NDCG@10"]})
+            best = max(scored, key=lambda entry: entry["valid_ndcg@10"])
+            chosen[label] = dict(best["values"])
+            if not tuning.epochs:
+                self.chosen_trials[label] = self.workdir / "tuning" / variant.key / f"trial-{scored.index(best)}"
+            results[label] = {"trials": scored, "chosen": best["values"]}
+            self.log(f"tuning {label}: chose {best['values']} (valid NDCG@10 {best['valid_ndcg@10']:.4f})")
+        self.reports.mkdir(parents=True, exist_ok=True)
+        _write_json(record_path, record)
+        return chosen
+
+    def run(self, targets: Sequence[str], seeds: SeedCounts, protocols: Sequence[str]) -> list[dict[str, Any]]:
+        """Train (or reuse) every run the targets need; returns one record per run."""
+        plan = planned_runs(targets, seeds)
+        labels = list(dict.fromkeys(v.tuning_label for v, _ in plan))
+        chosen = self.tuned_values(labels)
+        records = []
+        progress = _progress_bar(self.progress, len(plan))
+        with progress:
+            task = progress.add_task("runs", total=len(plan))
+            for index, (variant, seed) in enumerate(plan, start=1):
+                run_dir = self.run_dir(variant, seed)
+                progress.update(task, description=f"{variant.label} seed {seed}")
+                self._adopt_chosen_trial(variant, seed, run_dir)
+                started = time.perf_counter()
+                metrics, reused = self.ensure_run(variant, seed, chosen[variant.tuning_label], protocols)
+                seconds = time.perf_counter() - started
+                first = protocols[0]
+                self.log(f"[{index}/{len(plan)}] {variant.label} seed {seed}: test NDCG@10 ({first}) "
+                         f"{metrics['test'][first]['NDCG@10']:.4f}" + (" (reused)" if reused else f" ({seconds:.0f} s)"))
+                records.append({"variant": variant, "seed": seed, "metrics": metrics, "run": run_dir})
+                progress.advance(task)
+        return records
+
+
+    def _adopt_chosen_trial(self, variant: Variant, seed: int, run_dir: Path) -> None:
+        """The winning tuning trial *is* the seed-0 run (same settings and seed): copy, don't retrain.
+
+        `ensure_run` still checks the copied settings against the spec and evaluates the
+        protocols the trial skipped.
+        """
+        trial = self.chosen_trials.get(variant.label)
+        if (seed == self.spec.tuning.seed and trial is not None and (trial / "metrics.json").is_file()
+                and not (run_dir / "metrics.json").is_file()):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(trial, run_dir)
+
+
+# -- collecting saved results ---------------------------------------------------------
+def collect(records: Sequence[dict[str, Any]], protocol: str, split: str = "test"
+            ) -> dict[str, dict[int, dict[str, float]]]:
+    """label → seed → metrics (``split``, ``protocol``) from run records."""
+    table: dict[str, dict[int, dict[str, float]]] = {}
+    for record in records:
+        table.setdefault(record["variant"].label, {})[record["seed"]] = record["metrics"][split][protocol]
+    return table
+
+
+def _same_settings(config: dict[str, Any], variant: Variant, model_config: dict[str, Any],
+                   training: dict[str, Any]) -> bool:
+    def without_display(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k != "progress"}
+
+    return (config.get("model") == variant.model
+            and config.get("model_config") == json.loads(json.dumps(model_config))
+            and without_display(config.get("training", {})) == without_display(json.loads(json.dumps(training)))
+            and sorted(config.get("item_features", {})) == sorted(_features_of(variant)))
+
+
+def _features_of(variant: Variant) -> tuple[str, ...]:
+    model_class, _ = lookup(variant.model)
+    return tuple(dict.fromkeys([*getattr(model_class, "required_features", ()), *variant.aux]))
+
+
+def _write_json(path: Path, content: Any) -> None:
+    from auxrec.reporting.tables import write_text_atomic
+
+    write_text_atomic(path, json.dumps(content, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _progress_bar(enabled: bool, total: int) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    disable=not enabled or total == 0, transient=True)
+
+
+# -- rendering ------------------------------------------------------------------------
+def render(
+    reproduction: Reproduction, targets: Sequence[str], records: Sequence[dict[str, Any]], seeds: SeedCounts,
+    protocols: Sequence[str],
+) -> list[Path]:
+    """Write every requested table and figure under ``reproduction.reports``; returns the paths."""
+    from auxrec.reporting import tables
+
+    spec = reproduction.spec
+    out = reproduction.reports
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for protocol in protocols:
+        results = collect(records, protocol)
+        if "table1" in targets:
+            means, stds = {}, {}
+            for variant in TABLE1:
+                per_seed = [results[variant.label][s] for s in range(seeds.table1) if s in results.get(variant.label, {})]
+                if per_seed:
+                    means[variant.label] = {m: tables.mean_and_std([r[m] for r in per_seed])[0] for m in METRIC_NAMES}
+                    stds[variant.label] = {m: tables.mean_and_std([r[m] for r in per_seed])[1] for m in METRIC_NAMES}
+            table = tables.table1(f"table1-{protocol}", f"Table 1 — {spec.name}, test, {protocol} "
+                                  f"({seeds.table1} seed(s))", means, BASELINES, stds=stds)
+            written += table.write(out)
+        if "table2" in targets:
+            per_seed_ndcg = {label: {s: results[label][s]["NDCG@10"] for s in range(seeds.table2)
+                                     if s in results.get(label, {})} for pair in PAIRS for label in pair}
+            table, tests = tables.table2(f"table2-{protocol}", f"Table 2 — {spec.name}, test NDCG@10, {protocol}: "
+                                         "paired t-test with and without auxiliary information", per_seed_ndcg, PAIRS)
+            written += table.write(out)
+            path = out / f"table2-{protocol}.json"
+            _write_json(path, {"per_seed_ndcg@10": per_seed_ndcg,
+                               "tests": {label: test.to_json() for label, test in tests.items()}})
+            written.append(path)
+        if "table3" in targets:
+            values: dict[str, dict[str, tuple[float, float, int]]] = {}
+            for row, family, variant in ablation_variants():
+                scores = [results[variant.label][s]["NDCG@10"] for s in range(seeds.table3)
+                          if s in results.get(variant.label, {})]
+                mean, std = tables.mean_and_std(scores)
+                values.setdefault(family, {})[row] = (mean, std, len(scores))
+            table = tables.table3(f"table3-{protocol}", f"Table 3 — {spec.name}, ablation, test NDCG@10, {protocol}",
+                                  values, [row for row, _, _ in ABLATION_ROWS])
+            written += table.write(out)
+    written += _write_runs_csv(records, out)
+    if "figure2" in targets:
+        written += _figure2(reproduction)
+    if "figure3" in targets:
+        written += _figure3(reproduction)
+    return written
+
+
+def _write_runs_csv(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    """Every run's test metrics per protocol and its training time: the raw material of all tables."""
+    import pandas as pd
+
+    from auxrec.reporting.tables import write_text_atomic
+
+    rows = []
+    for record in records:
+        log_path = record["run"] / "training_log.json"
+        fit_seconds = json.loads(log_path.read_text()).get("fit_seconds") if log_path.is_file() else None
+        for protocol, values in record["metrics"]["test"].items():
+            rows.append({"label": record["variant"].label, "variant": record["variant"].key, "seed": record["seed"],
+                         "protocol": protocol, **values, "fit_seconds": fit_seconds})
+    path = out / "runs.csv"
+    existing = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    frame = pd.concat([existing, pd.DataFrame(rows)], ignore_index=True)
+    if not frame.empty:
+        frame = frame.drop_duplicates(subset=["variant", "seed", "protocol"], keep="last")
+        frame = frame.sort_values(["variant", "protocol", "seed"])
+    write_text_atomic(path, frame.to_csv(index=False))
+    return [path]
+
+
+def _figure2(reproduction: Reproduction) -> list[Path]:
+    from auxrec.reporting.analysis import case_study
+    from auxrec.reporting.figures import plot_case_study
+
+    models, dataset = {}, None
+    for label in FIGURE2_MODELS:
+        _, model, dataset = load_run(reproduction.run_dir(table1_variant(label), 0))
+        models[label] = model
+    figures = reproduction.spec.figures
+    users = case_study(dataset, models, n_users=figures.case_study_users, n_recent=figures.case_study_recent, seed=0)
+    path = plot_case_study(users, reproduction.reports / "figure2-case-study.png",
+                           title=f"{reproduction.spec.name}: recent history and each model's top-1 next item (seed 0)")
+    summary = reproduction.reports / "figure2-case-study.json"
+    _write_json(summary, [{"user": u.user, "history": [i.title for i in u.history], "target": u.target.title,
+                           "predictions": {m: {"title": item.title, "hit": hit} for m, (item, hit) in
+                                           u.predictions.items()}} for u in users])
+    return [path, summary]
+
+
+def _figure3(reproduction: Reproduction) -> list[Path]:
+    from auxrec.reporting.analysis import attention_analysis
+    from auxrec.reporting.figures import plot_attention_heatmap, plot_elbow
+
+    _, model, dataset = load_run(reproduction.run_dir(table1_variant("SASRec+"), 0))
+    figures = reproduction.spec.figures
+    analysis = attention_analysis(dataset, model, n_clusters=figures.attention_clusters,
+                                  set_size=figures.attention_set_size, seed=0)
+    out = reproduction.reports
+    elbow = plot_elbow(analysis.k_values, analysis.inertias, analysis.elbow_k, out / "figure3-elbow.png")
+    heatmap = plot_attention_heatmap(analysis, out / "figure3-attention.png")
+    summary = out / "figure3-attention.json"
+    _write_json(summary, analysis.to_json())
+    return [elbow, heatmap, summary]
+
+
+def reproduce(
+    spec: ReproductionSpec, targets: Sequence[str], workdir: Path, reports: Path,
+    protocols: Sequence[str] | None = None, seeds: int | None = None, log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run what ``targets`` need (reusing finished runs) and render their reports."""
+    from auxrec.evaluation.evaluator import check_protocol
+
+    chosen_targets = expand_targets(targets)
+    protocols = list(protocols or spec.protocols)
+    for protocol in protocols:
+        check_protocol(protocol)
+    counts = SeedCounts.from_spec(spec, seeds)
+    started = time.perf_counter()
+    reproduction = Reproduction(spec, workdir, reports, log, progress)
+    reproduction.ensure_data()
+    # Runs are always evaluated under every protocol of the spec, so a later report for
+    # another protocol needs no retraining.
+    records = reproduction.run(chosen_targets, counts, list(dict.fromkeys([*spec.protocols, *protocols])))
+    written = render(reproduction, chosen_targets, records, counts, protocols)
+    seconds = time.perf_counter() - started
+    summary = {"dataset": spec.name, "targets": chosen_targets, "protocols": protocols,
+               "seeds": dataclasses.asdict(counts), "runs": len(records), "wall_seconds": round(seconds, 1),
+               "spec": str(spec.path), "workdir": str(Path(workdir).resolve()), "files": [str(p) for p in written]}
+    history_path = Path(reports) / "reproduce-log.json"
+    history = json.loads(history_path.read_text()) if history_path.is_file() else []
+    _write_json(history_path, [*history, {k: v for k, v in summary.items() if k != "files"}])
+    return summary

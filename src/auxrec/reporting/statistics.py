@@ -1,0 +1,67 @@
+"""Paired significance tests over seeded runs (the paper's Table 2).
+
+Runs with the same seed share their initial state of the data pipeline and their sampled
+evaluation negatives, so a model and its ``+`` variant are compared seed by seed with a
+paired t-test (`scipy.stats.ttest_rel`), not as two independent samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from auxrec.exceptions import ConfigError
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """``with_aux`` against ``without`` over the same seeds."""
+
+    n: int
+    mean_without: float
+    mean_with: float
+    std_without: float  # sample standard deviation (ddof=1), as the paper reports
+    std_with: float
+    dof: int
+    t: float
+    p: float  # two-sided
+    mean_difference: float  # with - without
+    ci_low: float  # confidence interval of the mean difference
+    ci_high: float
+    confidence: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def paired_t_test(without: Sequence[float], with_aux: Sequence[float], confidence: float = 0.95) -> PairedTest:
+    """Two-sided paired t-test of ``with_aux - without`` and its confidence interval.
+
+    With fewer than two pairs, or identical differences (zero variance), t and p are NaN
+    and the interval collapses to the mean difference: nothing can be concluded.
+    """
+    a = np.asarray(without, dtype=np.float64)
+    b = np.asarray(with_aux, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ConfigError(f"paired test needs two equally long lists of values, got {a.shape} and {b.shape}")
+    n = int(a.size)
+    differences = b - a
+    mean_difference = float(differences.mean()) if n else math.nan
+    t = p = math.nan
+    low = high = mean_difference
+    # Differences equal up to rounding (e.g. 0.2-0.1 vs 0.3-0.2) have no variance to test.
+    if n >= 2 and float(differences.std(ddof=1)) > 1e-12 * max(1.0, float(np.abs(differences).max())):
+        result = stats.ttest_rel(b, a)
+        t, p = float(result.statistic), float(result.pvalue)
+        half_width = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * differences.std(ddof=1) / math.sqrt(n))
+        low, high = mean_difference - half_width, mean_difference + half_width
+    return PairedTest(
+        n=n, mean_without=float(a.mean()) if n else math.nan, mean_with=float(b.mean()) if n else math.nan,
+        std_without=float(a.std(ddof=1)) if n >= 2 else math.nan, std_with=float(b.std(ddof=1)) if n >= 2 else math.nan,
+        dof=max(n - 1, 0), t=t, p=p, mean_difference=mean_difference, ci_low=low, ci_high=high, confidence=confidence,
+    )

@@ -1,0 +1,166 @@
+"""`auxrec reproduce` end to end on tiny synthetic data: runs, reuse, tables, figures, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from auxrec.cli import app
+from auxrec.exceptions import ConfigError
+from auxrec.experiments.reproduce import ABLATION_ROWS, TABLE1, SeedCounts, expand_targets, planned_runs, reproduce
+from auxrec.experiments.specs import find_spec, load_spec
+
+TINY_SPEC = """
+name = "tiny-synthetic"
+protocols = ["sampled", "full"]
+[data]
+loader = "synthetic"
+synthetic_preset = "tiny"
+synthetic_overrides = { n_users = 80, n_items = 160, images = true, image_size = 8 }
+[seeds]
+table1 = 1
+table2 = 2
+table3 = 1
+[training]
+epochs = 1
+batch_size = 64
+eval_every = 1
+[models.sasrec.model]
+max_length = 12
+hidden_dim = 16
+[models.bert4rec.model]
+max_length = 12
+hidden_dim = 16
+[models.kebert4rec.model]
+max_length = 12
+hidden_dim = 16
+[models.bpr.training]
+epochs = 1
+[models.transrec.training]
+epochs = 1
+[figures]
+attention_set_size = 5
+"""
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("reproduce")
+    spec_path = root / "tiny.toml"
+    spec_path.write_text(TINY_SPEC)
+    spec = load_spec(spec_path)
+    lines: list[str] = []
+    summary = reproduce(spec, ["all"], root / "work", root / "reports", log=lines.append, progress=False)
+    return {"root": root, "spec": spec, "summary": summary, "lines": lines}
+
+
+def test_plan_covers_every_table_cell_once() -> None:
+    plan = planned_runs(expand_targets(["all"]), SeedCounts(table1=1, table2=2, table3=1))
+    assert len(plan) == len(set(plan))
+    # Table 1 (8) + seed 1 of the 4 Table-2 variants + Table 3 without its 2 shared cells.
+    assert len(plan) == len(TABLE1) + 4 + 2 * (len(ABLATION_ROWS) - 1)
+
+
+def test_reproduce_all_writes_every_report(reproduced: dict) -> None:
+    reports = reproduced["root"] / "reports"
+    for protocol in ("sampled", "full"):
+        for table in ("table1", "table2", "table3"):
+            for suffix in (".md", ".csv", ".tex"):
+                assert (reports / f"{table}-{protocol}{suffix}").is_file()
+    for figure in ("figure2-case-study.png", "figure3-attention.png", "figure3-elbow.png"):
+        assert (reports / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    analysis = json.loads((reports / "figure3-attention.json").read_text())
+    assert len(analysis["similarity"]) == analysis["n_clusters"]
+    table1 = (reports / "table1-full.md").read_text()
+    assert all(v.label in table1 for v in TABLE1)
+    assert reproduced["summary"]["runs"] == len(planned_runs(expand_targets(["all"]), SeedCounts(1, 2, 1)))
+
+
+def test_table2_p_values_follow_from_the_saved_per_seed_results(reproduced: dict) -> None:
+    saved = json.loads((reproduced["root"] / "reports" / "table2-sampled.json").read_text())
+    runs = reproduced["root"] / "work" / "runs"
+    for without, with_aux, key in (("SASRec", "SASRec+", "sasrec"), ("BERT4Rec", "BERT4Rec+", "bert4rec")):
+        per_seed = {int(s): v for s, v in saved["per_seed_ndcg@10"][with_aux].items()}
+        for seed, value in per_seed.items():
+            metrics = json.loads((runs / f"{key}+text-image-tabular.concat" / f"seed-{seed}" / "metrics.json").read_text())
+            assert metrics["test"]["sampled"]["NDCG@10"] == value
+        a = [saved["per_seed_ndcg@10"][without][str(s)] for s in range(2)]
+        b = [saved["per_seed_ndcg@10"][with_aux][str(s)] for s in range(2)]
+        if a != b and len({y - x for x, y in zip(a, b)}) > 1:
+            assert saved["tests"][with_aux]["p"] == pytest.approx(stats.ttest_rel(b, a).pvalue)
+
+
+def test_rerun_reuses_finished_runs_and_renders_from_them(reproduced: dict) -> None:
+    root = reproduced["root"]
+    before = (root / "reports" / "table2-sampled.json").read_text()
+    lines: list[str] = []
+    summary = reproduce(reproduced["spec"], ["table2"], root / "work", root / "reports", log=lines.append,
+                        progress=False)
+    run_lines = [line for line in lines if line.startswith("[")]
+    assert run_lines and all(line.endswith("(reused)") for line in run_lines)
+    assert (root / "reports" / "table2-sampled.json").read_text() == before
+    assert summary["wall_seconds"] < 60
+
+
+def test_changed_settings_retrain_only_that_run(reproduced: dict, tmp_path: Path) -> None:
+    root = reproduced["root"]
+    spec = reproduced["spec"].model_copy(update={
+        "models": {**reproduced["spec"].models,
+                   "bpr": reproduced["spec"].models["bpr"].model_copy(update={"training": {"epochs": 2}})}})
+    lines: list[str] = []
+    reproduce(spec, ["table1"], root / "work", tmp_path / "reports", log=lines.append, progress=False)
+    retrained = [line for line in lines if line.startswith("[") and not line.endswith("(reused)")]
+    assert len(retrained) == 1 and "BPR" in retrained[0]
+
+
+def test_cli_renders_one_protocol_from_saved_runs(reproduced: dict) -> None:
+    root = reproduced["root"]
+    result = CliRunner().invoke(app, ["reproduce", "table1", "--spec", str(root / "tiny.toml"), "--workdir",
+                                      str(root / "work"), "--reports", str(root / "cli-reports"), "--protocol",
+                                      "full", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (root / "cli-reports" / "table1-full.md").is_file()
+    assert not (root / "cli-reports" / "table1-sampled.md").exists()
+    assert "Table 1" in result.output
+
+
+def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["reproduce", "table9", "--spec", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 2 and "not found" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[data]\nloader = "synthetic"\nsurprise = 1\n')
+    result = runner.invoke(app, ["reproduce", "table1", "--spec", str(bad)])
+    assert result.exit_code == 2 and "surprise" in result.output
+    with pytest.raises(ConfigError, match="no reproduction spec"):
+        find_spec("no-such-dataset")
+
+
+def test_shipped_specs_are_valid() -> None:
+    folder = Path(__file__).resolve().parents[2] / "configs"
+    specs = sorted(folder.glob("*.toml"))
+    assert {"ml-100k", "synthetic"} <= {p.stem for p in specs}
+    for path in specs:
+        load_spec(path)
+
+
+def test_tuning_gives_every_model_the_same_trials_and_reuses_the_winner(tmp_path: Path) -> None:
+    spec_path = tmp_path / "tuned.toml"
+    spec_path.write_text(TINY_SPEC + '\n[tuning]\ngrid = { learning_rate = [1e-3, 3e-3] }\n')
+    spec = load_spec(spec_path)
+    lines: list[str] = []
+    reproduce(spec, ["table1"], tmp_path / "work", tmp_path / "reports", log=lines.append, progress=False)
+    record = json.loads((tmp_path / "reports" / "tuning.json").read_text())
+    tuned = {label: entry for label, entry in record["models"].items() if entry["trials"]}
+    assert set(tuned) == {v.label for v in TABLE1} - {"PopRec"}
+    assert all(len(entry["trials"]) == 2 for entry in tuned.values())
+    # Each seed-0 run is its model's winning trial, not a second training.
+    run_lines = [line for line in lines if line.startswith("[")]
+    assert run_lines and all(line.endswith("(reused)") for line in run_lines if "PopRec" not in line)
+    chosen = tuned["SASRec"]["chosen"]["learning_rate"]
+    config = json.loads((tmp_path / "work" / "runs" / "sasrec" / "seed-0" / "config.json").read_text())
+    assert config["training"]["learning_rate"] == chosen
