@@ -77,6 +77,8 @@ def test_reproduce_all_writes_every_report(reproduced: dict) -> None:
     assert len(analysis["similarity"]) == analysis["n_clusters"]
     table1 = (reports / "table1-full.md").read_text()
     assert all(v.label in table1 for v in TABLE1)
+    index = (reports / "README.md").read_text()
+    assert "Table 1" in index and "Table 3" in index and "figure3-attention.png" in index
     assert reproduced["summary"]["runs"] == len(planned_runs(expand_targets(["all"]), SeedCounts(1, 2, 1)))
 
 

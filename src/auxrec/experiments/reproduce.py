@@ -510,5 +510,42 @@ def reproduce(
                "spec": str(spec.path), "workdir": str(Path(workdir).resolve()), "files": [str(p) for p in written]}
     history_path = Path(reports) / "reproduce-log.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else []
-    _write_json(history_path, [*history, {k: v for k, v in summary.items() if k != "files"}])
+    history = [*history, {k: v for k, v in summary.items() if k != "files"}]
+    _write_json(history_path, history)
+    write_index(spec, Path(reports), history)
     return summary
+
+
+def write_index(spec: ReproductionSpec, reports: Path, history: Sequence[dict[str, Any]]) -> Path:
+    """``reports/README.md``: every table and figure present in the folder, on one page."""
+    from auxrec.reporting.tables import write_text_atomic
+
+    lines = [f"# {spec.name}: reproduction report", "", spec.description, "",
+             "Rendered by `auxrec reproduce` from the saved runs (`runs.csv` holds every run's metrics).", "",
+             "| invocation | targets | protocols | seeds (T1/T2/T3) | runs | wall time |", "|---|---|---|---|---|---|"]
+    for index, entry in enumerate(history, start=1):
+        seeds = entry.get("seeds", {})
+        lines.append(f"| {index} | {', '.join(entry['targets'])} | {', '.join(entry['protocols'])} | "
+                     f"{seeds.get('table1')}/{seeds.get('table2')}/{seeds.get('table3')} | {entry['runs']} | "
+                     f"{entry['wall_seconds'] / 60:.1f} min |")
+    lines.append("")
+    for table in ("table1", "table2", "table3"):
+        for path in sorted(reports.glob(f"{table}-*.md")):
+            lines += [path.read_text().strip(), ""]
+    figures = [("figure2-case-study.png", "Figure 2: case study"), ("figure3-elbow.png", "Figure 3: elbow curve"),
+               ("figure3-attention.png", "Figure 3: attention similarity between user clusters")]
+    for name, caption in figures:
+        if (reports / name).is_file():
+            lines += [f"**{caption}**", "", f"![{caption}]({name})", ""]
+    if (reports / "tuning.json").is_file():
+        tuning = json.loads((reports / "tuning.json").read_text())
+        lines += ["**Tuning** (shared grid " + json.dumps(tuning.get("grid", {})) + ", seed "
+                  f"{tuning.get('seed')}, chosen by {tuning.get('criterion')})", "",
+                  "| model | trials (valid NDCG@10) | chosen |", "|---|---|---|"]
+        for label, entry in tuning.get("models", {}).items():
+            trials = "; ".join(f"{t['values']} → {t['valid_ndcg@10']:.4f}" for t in entry.get("trials", [])) or "–"
+            lines.append(f"| {label} | {trials} | {entry.get('chosen') or entry.get('note', '')} |")
+        lines.append("")
+    path = reports / "README.md"
+    write_text_atomic(path, "\n".join(lines))
+    return path

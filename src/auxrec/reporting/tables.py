@@ -146,7 +146,8 @@ def table1(
                     cells.at[metric, label] = f"{numbers.at[metric, label]:.4f} ± {spread:.4f}"
     best, second = _marked(numbers, per_row=True)
     present_baselines = [b for b in baselines if b in labels]
-    notes = [f"Best per row in bold, second in italics. Mean over seeds{'; ± one standard deviation' if stds else ''}."]
+    with_spread = any("±" in str(cell) for cell in cells.to_numpy().ravel())
+    notes = [f"Best per row in bold, second in italics. Mean over seeds{'; ± one standard deviation' if with_spread else ''}."]
     if proposed in labels and present_baselines:
         column = []
         for metric in METRIC_NAMES:
