@@ -48,7 +48,8 @@ def user_errors_as_one_line(command: F) -> F:
             error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(USER_ERROR_EXIT_CODE) from None
         except KeyboardInterrupt:
-            error_console.print("interrupted; partial outputs were removed")
+            error_console.print("interrupted; unfinished outputs keep their .partial names (`train --resume` and "
+                                "`reproduce` continue from the last checkpoint)", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]

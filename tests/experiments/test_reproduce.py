@@ -11,7 +11,14 @@ from typer.testing import CliRunner
 
 from auxrec.cli import app
 from auxrec.exceptions import ConfigError
-from auxrec.experiments.reproduce import ABLATION_ROWS, TABLE1, SeedCounts, expand_targets, planned_runs, reproduce
+from auxrec.experiments.reproduce import (
+    ABLATION_ROWS,
+    TABLE1,
+    SeedCounts,
+    expand_targets,
+    planned_runs,
+    reproduce,
+)
 from auxrec.experiments.specs import find_spec, load_spec
 
 TINY_SPEC = """

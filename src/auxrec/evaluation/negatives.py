@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 
 from auxrec.data.dataset import PreparedDataset, UserSequences
 from auxrec.exceptions import DataError
+from auxrec.io import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -127,12 +126,5 @@ def _draw_and_save(dataset: PreparedDataset, strategy: str, seed: int, n_negativ
         arrays[f"{split}_negatives"] = draw_negatives(
             dataset.all_sequences, users, dataset.n_items, n_negatives, rng, weights
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_output(path, suffix=".npz") as temporary:
         np.savez(temporary, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

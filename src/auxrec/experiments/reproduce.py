@@ -37,6 +37,7 @@ from auxrec.evaluation.metrics import METRIC_NAMES
 from auxrec.exceptions import ConfigError, RunError
 from auxrec.experiments.runs import evaluate_run, load_run, train_run
 from auxrec.experiments.specs import MODALITIES, ReproductionSpec
+from auxrec.io import write_json_atomic, write_text_atomic
 from auxrec.models import lookup
 from auxrec.training.config import TrainingConfig
 
@@ -244,9 +245,11 @@ class Reproduction:
                 return (evaluate_run(run_dir, missing) if missing else metrics), True
             self.log(f"  settings of {run_dir} differ from the spec; training it again")
         model_layers, training_layers = self._layers(variant, chosen)
-        arguments = dict(model_name=variant.model, data=self.prepared, out=run_dir, seed=seed,
-                         model_layers=model_layers, training_layers=training_layers, protocols=tuple(protocols),
-                         overwrite=True, aux=variant.aux)
+        arguments: dict[str, Any] = {
+            "model_name": variant.model, "data": self.prepared, "out": run_dir, "seed": seed,
+            "model_layers": model_layers, "training_layers": training_layers, "protocols": tuple(protocols),
+            "overwrite": True, "aux": variant.aux,
+        }
         try:
             return train_run(**arguments, resume=True), False
         except RunError as error:
@@ -275,10 +278,13 @@ class Reproduction:
             for index, trial in enumerate(trials):
                 values = dict(trial) | ({"epochs": tuning.epochs} if tuning.epochs else {})
                 run_dir = self.workdir / "tuning" / variant.key / f"trial-{index}"
-                self.log(f"tuning {label}: trial {index + 1}/{len(trials)} {trial}")
                 protocol = self._resolved(variant, values)[1]["validation_protocol"]
-                metrics, _ = self.ensure_run(variant, tuning.seed, values, (protocol,), run_dir)
+                started = time.perf_counter()
+                metrics, reused = self.ensure_run(variant, tuning.seed, values, (protocol,), run_dir)
                 scored.append({"values": trial, "valid_ndcg@10": metrics["valid"][protocol]["NDCG@10"]})
+                self.log(f"tuning {label}: trial {index + 1}/{len(trials)} {trial}: valid NDCG@10 "
+                         f"{scored[-1]['valid_ndcg@10']:.4f}"
+                         + (" (reused)" if reused else f" ({time.perf_counter() - started:.0f} s)"))
             best = max(scored, key=lambda entry: entry["valid_ndcg@10"])
             chosen[label] = dict(best["values"])
             if not tuning.epochs:
@@ -354,17 +360,18 @@ def _features_of(variant: Variant) -> tuple[str, ...]:
 
 
 def _write_json(path: Path, content: Any) -> None:
-    from auxrec.reporting.tables import write_text_atomic
-
-    write_text_atomic(path, json.dumps(content, indent=2, default=_json_default) + "\n")
+    write_json_atomic(path, _finite(content))
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
+def _finite(value: Any) -> Any:
+    """NaN/inf → None, so the JSON is standard (t and p are NaN when a test is undefined)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _progress_bar(enabled: bool, total: int) -> Any:
@@ -429,8 +436,6 @@ def render(
 def _write_runs_csv(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     """Every run's test metrics per protocol and its training time: the raw material of all tables."""
     import pandas as pd
-
-    from auxrec.reporting.tables import write_text_atomic
 
     rows = []
     for record in records:
@@ -518,8 +523,6 @@ def reproduce(
 
 def write_index(spec: ReproductionSpec, reports: Path, history: Sequence[dict[str, Any]]) -> Path:
     """``reports/README.md``: every table and figure present in the folder, on one page."""
-    from auxrec.reporting.tables import write_text_atomic
-
     lines = [f"# {spec.name}: reproduction report", "", spec.description, "",
              "Rendered by `auxrec reproduce` from the saved runs (`runs.csv` holds every run's metrics).", "",
              "| invocation | targets | protocols | seeds (T1/T2/T3) | runs | wall time |", "|---|---|---|---|---|---|"]

@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from importlib import metadata
@@ -43,6 +42,8 @@ from auxrec.evaluation.evaluator import EvaluationResult, check_protocol, evalua
 from auxrec.exceptions import ConfigError, RunError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.features.resolve import resolve_item_features
+from auxrec.io import atomic_output
+from auxrec.io import write_json_atomic as _write_json
 from auxrec.models import lookup
 from auxrec.training.config import TrainingConfig
 
@@ -68,21 +69,11 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _write_json(path: Path, content: Any) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(content, stream, indent=2)
-        stream.write("\n")
-    os.replace(temporary, path)
-
-
 def _save_ranks(directory: Path, dataset: PreparedDataset, result: EvaluationResult) -> None:
     directory.mkdir(exist_ok=True)
     frame = pd.DataFrame({"user": result.users, "target": result.targets, "rank": result.ranks})
-    path = directory / f"{result.split}-{result.protocol}.parquet"
-    temporary = path.with_name(f".{path.name}.partial")
-    frame.to_parquet(temporary, index=False)
-    os.replace(temporary, path)
+    with atomic_output(directory / f"{result.split}-{result.protocol}.parquet") as temporary:
+        frame.to_parquet(temporary, index=False)
 
 
 def accepts_item_features(model_class: type[Any]) -> bool:

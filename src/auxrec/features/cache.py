@@ -24,14 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from auxrec.io import atomic_output, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -67,24 +67,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; cached files are ordinary data
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _atomic_write_json(path: Path, content: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(content, indent=2, sort_keys=True, default=str) + "\n").encode())
+    write_bytes_atomic(path, (json.dumps(content, indent=2, sort_keys=True, default=str) + "\n").encode(), sync=True)
 
 
 class FeatureCache:
@@ -138,17 +122,9 @@ class FeatureCache:
         """Write an entry atomically (arrays first, then the sidecar that vouches for them)."""
         key = cache_key(payload)
         arrays_path, sidecar_path = self.paths(modality, key)
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=f".{arrays_path.name}.", suffix=".npz")
-        os.close(handle)
-        try:
+        with atomic_output(arrays_path, suffix=".npz") as temporary:
             np.savez(temporary, matrix=np.asarray(matrix, np.float32), present=np.asarray(present, bool))
-            digest = file_sha256(Path(temporary))
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, arrays_path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+            digest = file_sha256(temporary)
         sidecar = {
             "cache_format": CACHE_FORMAT, "modality": modality, "key": key, "encoder": encoder,
             "payload": payload, "sha256": digest, "shape": list(np.shape(matrix)),

@@ -360,7 +360,7 @@ def attention_analysis(
     for cluster in order:
         shuffled = rng.permutation(users[labels == cluster])
         half = min(set_size, len(shuffled) // 2)
-        sizes.append(int(len(shuffled)))
+        sizes.append(len(shuffled))
         first_set, second_set = shuffled[:half], shuffled[half : 2 * half]
         members.append((sorted(int(u) for u in first_set), sorted(int(u) for u in second_set)))
     # One pass over every selected user (sets are disjoint), then a mean per set.

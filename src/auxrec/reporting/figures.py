@@ -9,8 +9,6 @@ target folder and renamed, so a reader never sees half a file.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 
 from auxrec.exceptions import ConfigError
 from auxrec.features.image import read_rgb
+from auxrec.io import atomic_output
 from auxrec.reporting.analysis import AttentionAnalysis, CaseStudyItem, CaseStudyUser
 
 HIT_COLOUR = "#1a9641"
@@ -40,15 +39,8 @@ def _new_figure(width: float, height: float, layout: str | None = None) -> Any:
 
 def _save(figure: Any, path: Path | str, dpi: int = 150) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -10,8 +10,6 @@ _italic_ / underlined, per row (Table 1, like the paper's grey cells) or per col
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from auxrec.evaluation.metrics import METRIC_NAMES
+from auxrec.io import write_text_atomic
 from auxrec.reporting.statistics import PairedTest, paired_t_test
 
 
@@ -84,13 +83,6 @@ class Table:
         return paths
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
-
-
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
 
@@ -115,9 +107,8 @@ def _marked(numbers: pd.DataFrame, per_row: bool) -> tuple[set[tuple[str, str]],
     groups = numbers.iterrows() if per_row else numbers.items()
     for name, series in groups:
         top, runner_up = _top_two({key: float(value) for key, value in series.items()})
-        cell = (lambda key: (name, key)) if per_row else (lambda key: (key, name))
-        best |= {cell(key) for key in top}
-        second |= {cell(key) for key in runner_up}
+        best |= {(name, key) if per_row else (key, name) for key in top}
+        second |= {(name, key) if per_row else (key, name) for key in runner_up}
     return best, second
 
 
@@ -184,8 +175,9 @@ def table2(
         cells[with_aux] = [_number(test.mean_with), _number(test.std_with), str(test.n), str(test.dof),
                            _number(test.t, 3), "–" if not math.isfinite(test.p) else f"{test.p:.2g}",
                            f"{test.mean_difference:+.4f}", f"[{test.ci_low:+.4f}, {test.ci_high:+.4f}]"]
-    notes = ("Paired by seed (same initial data order and evaluation negatives); two-sided "
-             "scipy.stats.ttest_rel; the test statistics sit in the column of the variant with auxiliary information.",)
+    notes = (("Paired by seed (same initial data order and evaluation negatives); two-sided "
+              "scipy.stats.ttest_rel; the test statistics sit in the column of the variant with auxiliary "
+              "information."),)
     return Table(name, caption, numbers, cells, notes=notes), tests
 
 
@@ -204,8 +196,8 @@ def table3(
                 cells.at[row, column] = f"{mean:.5f} ± {std:.5f}"
     best, second = _marked(numbers, per_row=False)
     n_seeds = sorted({v[2] for column in values.values() for v in column.values()})
-    notes = (f"Test NDCG@10, mean over {'/'.join(map(str, n_seeds)) or '0'} seed(s). Best per column in bold, "
-             "second in italics.",)
+    notes = ((f"Test NDCG@10, mean over {'/'.join(map(str, n_seeds)) or '0'} seed(s). Best per column in bold, "
+              "second in italics."),)
     return Table(name, caption, numbers, cells, best, second, notes)
 
 

@@ -67,7 +67,7 @@ __all__ = [
     "load_dataset",
     "load_generic",
     "load_hm",
-    "load_movielens_100k",
     "load_movielens_1m",
+    "load_movielens_100k",
     "load_movielens_csv",
 ]

@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from auxrec.data.loaders._io import (
-    datetime_to_seconds,
     dates_to_seconds,
+    datetime_to_seconds,
     read_header,
     require_columns,
     source_info,

@@ -1,0 +1,62 @@
+"""Atomic file output: a file is either absent, its previous version, or complete.
+
+Everything auxrec writes goes through `atomic_output`: the content is written to a
+temporary file in the destination's folder, made world-readable like an ordinary file
+(``mkstemp`` creates 0600), then renamed over the destination. A crash or Ctrl-C leaves
+no half-written file behind that a later run could mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+FILE_MODE = 0o644
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str, suffix: str = ".partial") -> Iterator[Path]:
+    """Yield a temporary path to write; it becomes ``path`` when the block succeeds.
+
+    ``suffix`` lets writers that pick a format from the name (``np.savez`` adds ``.npz``
+    to other names) see the extension they expect.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.chmod(temporary, FILE_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path | str, data: bytes, sync: bool = False) -> None:
+    with atomic_output(path) as temporary, open(temporary, "wb") as stream:
+        stream.write(data)
+        if sync:
+            stream.flush()
+            os.fsync(stream.fileno())
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path | str, content: Any) -> None:
+    write_text_atomic(path, json.dumps(content, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
