@@ -146,6 +146,20 @@ def test_attention_analysis_shapes_disjoint_sets_and_determinism(tiny_prepared):
                                                       seed=1, k_values=K_FEW).set_members
     as_json = analysis.to_json()
     assert as_json["n_clusters"] == 4 and len(as_json["similarity"]) == 4
+    # The random-grouping baseline: same set sizes, users shuffled across sets.
+    assert analysis.n_permutations == 200
+    assert all(np.isfinite(analysis.random_centred_block_diagonality))
+    assert 0 < analysis.centred_permutation_p <= 1
+
+
+def test_random_groupings_score_near_zero_block_diagonality():
+    from auxrec.reporting.analysis import _set_similarities, block_diagonality
+
+    rng = np.random.default_rng(0)
+    attention = rng.dirichlet(np.ones(12), size=80)  # one attention row per user, no cluster structure
+    scores = [block_diagonality(_set_similarities(attention[rng.permutation(80)], [(10, 10)] * 4)[1])
+              for _ in range(200)]
+    assert abs(np.mean(scores)) < 0.1
 
 
 def test_attention_analysis_caps_clusters_on_few_users(raw_factory, tmp_path):

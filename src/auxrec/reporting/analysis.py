@@ -268,6 +268,13 @@ class AttentionAnalysis:
     centred_block_diagonality: float
     block: int
     history_length: int
+    # The same scores when users are assigned to the sets at random (same set sizes):
+    # (mean, standard deviation) over `n_permutations` shuffles, and the share of shuffles
+    # scoring at least the observed centred value (a permutation p-value).
+    random_block_diagonality: tuple[float, float] = (math.nan, math.nan)
+    random_centred_block_diagonality: tuple[float, float] = (math.nan, math.nan)
+    centred_permutation_p: float = math.nan
+    n_permutations: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready values; NaN becomes None."""
@@ -330,6 +337,7 @@ def attention_analysis(
     seed: int = 0,
     block: int = -1,
     k_values: Iterable[int] = range(1, 11),
+    n_permutations: int = 200,
 ) -> AttentionAnalysis:
     """Figure 3 of the paper for one SASRec(+)-style model (see the module docstring).
 
@@ -366,19 +374,16 @@ def attention_analysis(
     # One pass over every selected user (sets are disjoint), then a mean per set.
     selected = np.array([u for pair in members for part in pair for u in part], dtype=np.int64)
     attention = final_position_attention(model, history.padded(selected, length), block)  # (n_selected, L)
-    first = np.full((n, length), np.nan)
-    second = np.full((n, length), np.nan)
-    start = 0
-    for row, pair in enumerate(members):
-        for vectors, part in zip((first, second), pair, strict=True):
-            if part:
-                vectors[row] = attention[start : start + len(part)].mean(axis=0)
-            start += len(part)
-    similarity = _cosine(first, second)
-    stacked = np.concatenate([first, second])
-    present = ~np.isnan(stacked).any(axis=1)
-    centre = stacked[present].mean(axis=0) if present.any() else np.zeros(length)
-    centred = _cosine(first - centre, second - centre)
+    set_lengths = [(len(a), len(b)) for a, b in members]
+    similarity, centred = _set_similarities(attention, set_lengths)
+    # Baseline: how block-diagonal do random user groupings of the same sizes look?
+    random_raw, random_centred = [], []
+    for _ in range(n_permutations):
+        shuffled_raw, shuffled_centred = _set_similarities(attention[rng.permutation(len(attention))], set_lengths)
+        random_raw.append(block_diagonality(shuffled_raw))
+        random_centred.append(block_diagonality(shuffled_centred))
+    observed_centred = block_diagonality(centred)
+    finite = [v for v in random_centred if math.isfinite(v)]
     return AttentionAnalysis(
         k_values=k_values,
         inertias=inertias,
@@ -393,4 +398,33 @@ def attention_analysis(
         centred_block_diagonality=block_diagonality(centred),
         block=block,
         history_length=length,
+        random_block_diagonality=_mean_std(random_raw),
+        random_centred_block_diagonality=_mean_std(random_centred),
+        centred_permutation_p=((1 + sum(v >= observed_centred for v in finite)) / (1 + len(finite))
+                               if finite and math.isfinite(observed_centred) else math.nan),
+        n_permutations=n_permutations,
     )
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    finite = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    if finite.size == 0:
+        return (math.nan, math.nan)
+    return (float(finite.mean()), float(finite.std(ddof=1)) if finite.size > 1 else 0.0)
+
+
+def _set_similarities(attention: np.ndarray, set_lengths: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Raw and centred cosine of set-1 × set-2 means; rows of ``attention`` are the sets' users in order."""
+    n, length = len(set_lengths), attention.shape[1]
+    first = np.full((n, length), np.nan)
+    second = np.full((n, length), np.nan)
+    start = 0
+    for row, sizes in enumerate(set_lengths):
+        for vectors, size in zip((first, second), sizes, strict=True):
+            if size:
+                vectors[row] = attention[start : start + size].mean(axis=0)
+            start += size
+    stacked = np.concatenate([first, second])
+    present = ~np.isnan(stacked).any(axis=1)
+    centre = stacked[present].mean(axis=0) if present.any() else np.zeros(length)
+    return _cosine(first, second), _cosine(first - centre, second - centre)

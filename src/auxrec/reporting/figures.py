@@ -178,5 +178,12 @@ def plot_attention_heatmap(analysis: AttentionAnalysis, path: Path | str) -> Pat
     _heatmap(figure, centred, np.asarray(analysis.centred_similarity, dtype=np.float64),
              f"centred cosine\nblock-diagonality {_score(analysis.centred_block_diagonality)}", True)
     sizes = ", ".join(f"{cluster_label(i)} {a}+{b}" for i, (a, b) in enumerate(analysis.set_sizes))
-    figure.suptitle(f"users per set: {sizes}", fontsize=8)
+    baseline = ""
+    if analysis.n_permutations:
+        raw_mean, raw_std = analysis.random_block_diagonality
+        centred_mean, centred_std = analysis.random_centred_block_diagonality
+        baseline = (f"\nrandom groupings ({analysis.n_permutations}×): raw {raw_mean:+.3f} ± {raw_std:.3f}, "
+                    f"centred {centred_mean:+.3f} ± {centred_std:.3f}; permutation p (centred) "
+                    f"{analysis.centred_permutation_p:.3f}")
+    figure.suptitle(f"users per set: {sizes}{baseline}", fontsize=8)
     return _save(figure, path)
