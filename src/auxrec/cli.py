@@ -19,11 +19,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from auxrec.exceptions import AuxrecError
+from auxrec.exceptions import AuxrecError, ConfigError
 
 app = typer.Typer(
     name="auxrec",
-    help="Multi-modal sequential recommendation: prepare data, embed items, train, evaluate.",
+    help="Multi-modal sequential recommendation: prepare data, embed items, train, evaluate, reproduce the paper.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -272,21 +272,19 @@ def reproduce(
     from auxrec.experiments.specs import find_spec, load_spec
 
     if (dataset is None) == (spec is None):
-        from auxrec.exceptions import ConfigError
-
         raise ConfigError("give exactly one of --dataset NAME or --spec FILE")
     loaded = load_spec(spec if spec is not None else find_spec(dataset or ""))
-    name = loaded.name
+    reports = reports or Path("reports") / loaded.name
     started = time.perf_counter()
     summary = run_reproduction(
-        loaded, [t.strip() for t in target.split(",") if t.strip()], workdir or Path("auxrec-runs") / name,
-        reports or Path("reports") / name, protocols=protocol, seeds=seeds,
+        loaded, [t.strip() for t in target.split(",") if t.strip()], workdir or Path("auxrec-runs") / loaded.name,
+        reports, protocols=protocol, seeds=seeds,
         log=lambda text: console.print(text, highlight=False), progress=progress,
     )
     for path in summary["files"]:
         if str(path).endswith(".md") and "table" in Path(path).name:
             console.print(Path(path).read_text(), highlight=False)
-    console.print(f"{summary['runs']} runs; reports in {reports or Path('reports') / name} "
+    console.print(f"{summary['runs']} runs; reports in {reports} "
                   f"({time.perf_counter() - started:.0f} s)", highlight=False)
 
 

@@ -40,12 +40,17 @@ def resolve_config(config_class: type[T], layers: list[tuple[str, dict[str, Any]
     try:
         config = pydantic.TypeAdapter(config_class).validate_python(values)
     except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
+        field, message = first_validation_error(error)
         raise ConfigError(
-            f"invalid value for {config_class.__name__}.{field} ({sources.get(field, '?')}): {first['msg']}"
+            f"invalid value for {config_class.__name__}.{field} ({sources.get(field, '?')}): {message}"
         ) from None
     return config, sources
+
+
+def first_validation_error(error: pydantic.ValidationError) -> tuple[str, str]:
+    """(dotted field path, message) of the first problem pydantic found: one line for the user."""
+    first = error.errors()[0]
+    return ".".join(str(part) for part in first["loc"]), first["msg"]
 
 
 def parse_assignments(assignments: list[str], what: str) -> dict[str, Any]:

@@ -20,3 +20,7 @@ class ConfigError(AuxrecError):
 
 class RunError(AuxrecError):
     """A run folder is missing, incomplete or inconsistent."""
+
+
+class ResumeMismatch(RunError):
+    """An interrupted run cannot be resumed: it was started with other settings."""

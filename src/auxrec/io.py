@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -53,7 +54,19 @@ def write_text_atomic(path: Path | str, text: str) -> None:
 
 
 def write_json_atomic(path: Path | str, content: Any) -> None:
-    write_text_atomic(path, json.dumps(content, indent=2, default=_json_default) + "\n")
+    """Standard JSON (NaN and infinities become null, paths become strings)."""
+    write_text_atomic(path, json.dumps(finite_or_none(content), indent=2, default=_json_default) + "\n")
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN/inf float replaced by None, through dicts, lists and tuples."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -48,7 +48,15 @@ def check_protocol(protocol: str) -> str:
     return protocol
 
 
-def _history_mask(history: UserSequences, users: np.ndarray, n_columns: int) -> torch.Tensor:
+def user_histories(model: Recommender, history: UserSequences, users: np.ndarray) -> UserHistories:
+    """The batch ``model.score`` reads: each user's most recent ``model.history_length`` items."""
+    length = int(getattr(model, "history_length", 0))
+    sequences = history.padded(users, length) if length > 0 else np.zeros((len(users), 0), np.int64)
+    return UserHistories(users=users, sequences=sequences)
+
+
+def history_mask(history: UserSequences, users: np.ndarray, n_columns: int) -> torch.Tensor:
+    """(B, n_columns) True at the items in each user's visible history."""
     lengths = history.lengths[users]
     rows = np.repeat(np.arange(len(users)), lengths)
     columns = np.concatenate([history.of(int(u)) for u in users]) if len(users) else np.empty(0, np.int64)
@@ -83,19 +91,17 @@ def evaluate(
     if isinstance(model, torch.nn.Module):
         model.eval()
     ranks = np.empty(len(users), dtype=np.int64)
-    length = int(getattr(model, "history_length", 0))
     for start in range(0, len(users), batch_size):
         stop = min(start + batch_size, len(users))
         batch_users = users[start:stop]
-        sequences = history.padded(batch_users, length) if length > 0 else np.zeros((stop - start, 0), np.int64)
-        histories = UserHistories(users=batch_users, sequences=sequences)
+        histories = user_histories(model, history, batch_users)
         if negatives is not None:
             candidates = np.concatenate([targets[start:stop, None], negatives[start:stop]], axis=1)
             scores = model.score(histories, candidates).float().cpu()
             ranks[start:stop] = rank_first_column(scores)
         else:
             scores = model.score(histories).float().cpu()
-            excluded = _history_mask(history, batch_users, scores.shape[1]) if exclude_history else None
+            excluded = history_mask(history, batch_users, scores.shape[1]) if exclude_history else None
             ranks[start:stop] = rank_among_all(scores, targets[start:stop], excluded)
     if was_training and isinstance(model, torch.nn.Module):
         model.train()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -34,10 +33,11 @@ from typing import Any
 
 from auxrec.config import resolve_config
 from auxrec.evaluation.metrics import METRIC_NAMES
-from auxrec.exceptions import ConfigError, RunError
+from auxrec.exceptions import ConfigError, ResumeMismatch
 from auxrec.experiments.runs import evaluate_run, load_run, train_run
 from auxrec.experiments.specs import MODALITIES, ReproductionSpec
-from auxrec.io import write_json_atomic, write_text_atomic
+from auxrec.io import write_json_atomic as _write_json
+from auxrec.io import write_text_atomic
 from auxrec.models import lookup
 from auxrec.training.config import TrainingConfig
 
@@ -219,9 +219,12 @@ class Reproduction:
         ]
         return model_layers, training_layers
 
-    def _resolved(self, variant: Variant, chosen: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _resolved(
+        self, variant: Variant, layers: tuple[list[Any], list[Any]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The model and training configs ``layers`` resolve to, as plain dicts."""
         _, config_class = lookup(variant.model)
-        model_layers, training_layers = self._layers(variant, chosen)
+        model_layers, training_layers = layers
         model_config, _ = resolve_config(config_class, model_layers)
         training, _ = resolve_config(TrainingConfig, training_layers)
         return dataclasses.asdict(model_config), dataclasses.asdict(training)
@@ -236,7 +239,8 @@ class Reproduction:
     ) -> tuple[dict[str, Any], bool]:
         """The metrics of ``variant`` with ``seed`` and whether a finished run was reused."""
         run_dir = run_dir or self.run_dir(variant, seed)
-        model_config, training = self._resolved(variant, chosen)
+        model_layers, training_layers = layers = self._layers(variant, chosen)
+        model_config, training = self._resolved(variant, layers)
         if (run_dir / "metrics.json").is_file():
             config = json.loads((run_dir / "config.json").read_text())
             if _same_settings(config, variant, model_config, training):
@@ -244,7 +248,6 @@ class Reproduction:
                 missing = tuple(p for p in protocols if p not in metrics.get("test", {}))
                 return (evaluate_run(run_dir, missing) if missing else metrics), True
             self.log(f"  settings of {run_dir} differ from the spec; training it again")
-        model_layers, training_layers = self._layers(variant, chosen)
         arguments: dict[str, Any] = {
             "model_name": variant.model, "data": self.prepared, "out": run_dir, "seed": seed,
             "model_layers": model_layers, "training_layers": training_layers, "protocols": tuple(protocols),
@@ -252,9 +255,7 @@ class Reproduction:
         }
         try:
             return train_run(**arguments, resume=True), False
-        except RunError as error:
-            if "cannot resume" not in str(error):
-                raise
+        except ResumeMismatch:  # an interrupted run with other settings: start it afresh
             shutil.rmtree(run_dir.with_name(f".{run_dir.name}.partial"), ignore_errors=True)
             return train_run(**arguments, resume=False), False
 
@@ -274,11 +275,12 @@ class Reproduction:
                 results[label] = {"trials": [], "chosen": {}, "note": "no hyperparameters to tune"}
                 continue
             variant = table1_variant(label)
-            scored = []
+            scored, run_dirs = [], []
             for index, trial in enumerate(trials):
                 values = dict(trial) | ({"epochs": tuning.epochs} if tuning.epochs else {})
                 run_dir = self.workdir / "tuning" / variant.key / f"trial-{index}"
-                protocol = self._resolved(variant, values)[1]["validation_protocol"]
+                run_dirs.append(run_dir)
+                protocol = self._resolved(variant, self._layers(variant, values))[1]["validation_protocol"]
                 started = time.perf_counter()
                 metrics, reused = self.ensure_run(variant, tuning.seed, values, (protocol,), run_dir)
                 scored.append({"values": trial, "valid_ndcg@10": metrics["valid"][protocol]["NDCG@10"]})
@@ -288,7 +290,7 @@ class Reproduction:
             best = max(scored, key=lambda entry: entry["valid_ndcg@10"])
             chosen[label] = dict(best["values"])
             if not tuning.epochs:
-                self.chosen_trials[label] = self.workdir / "tuning" / variant.key / f"trial-{scored.index(best)}"
+                self.chosen_trials[label] = run_dirs[scored.index(best)]
             results[label] = {"trials": scored, "chosen": best["values"]}
             self.log(f"tuning {label}: chose {best['values']} (valid NDCG@10 {best['valid_ndcg@10']:.4f})")
         self.reports.mkdir(parents=True, exist_ok=True)
@@ -317,7 +319,6 @@ class Reproduction:
                 records.append({"variant": variant, "seed": seed, "metrics": metrics, "run": run_dir})
                 progress.advance(task)
         return records
-
 
     def _adopt_chosen_trial(self, variant: Variant, seed: int, run_dir: Path) -> None:
         """The winning tuning trial *is* the seed-0 run (same settings and seed): copy, don't retrain.
@@ -359,21 +360,6 @@ def _features_of(variant: Variant) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*getattr(model_class, "required_features", ()), *variant.aux]))
 
 
-def _write_json(path: Path, content: Any) -> None:
-    write_json_atomic(path, _finite(content))
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf → None, so the JSON is standard (t and p are NaN when a test is undefined)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _progress_bar(enabled: bool, total: int) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -400,8 +386,9 @@ def render(
             for variant in TABLE1:
                 per_seed = [results[variant.label][s] for s in range(seeds.table1) if s in results.get(variant.label, {})]
                 if per_seed:
-                    means[variant.label] = {m: tables.mean_and_std([r[m] for r in per_seed])[0] for m in METRIC_NAMES}
-                    stds[variant.label] = {m: tables.mean_and_std([r[m] for r in per_seed])[1] for m in METRIC_NAMES}
+                    spread = {m: tables.mean_and_std([r[m] for r in per_seed]) for m in METRIC_NAMES}
+                    means[variant.label] = {m: mean for m, (mean, _) in spread.items()}
+                    stds[variant.label] = {m: std for m, (_, std) in spread.items()}
             table = tables.table1(f"table1-{protocol}", f"Table 1 — {spec.name}, test, {protocol} "
                                   f"({seeds.table1} seed(s))", means, BASELINES, stds=stds)
             written += table.write(out)

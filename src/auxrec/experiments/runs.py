@@ -39,7 +39,7 @@ from auxrec import __version__
 from auxrec.config import resolve_config
 from auxrec.data.dataset import PreparedDataset
 from auxrec.evaluation.evaluator import EvaluationResult, check_protocol, evaluate
-from auxrec.exceptions import ConfigError, RunError
+from auxrec.exceptions import ConfigError, ResumeMismatch, RunError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.features.resolve import resolve_item_features
 from auxrec.io import atomic_output
@@ -133,7 +133,7 @@ def train_run(
     after every epoch); ``resume=True`` continues an interrupted one with the same
     settings. Returns the metrics written to ``metrics.json``.
     """
-    model_class, config_class = lookup(model_name)
+    _, config_class = lookup(model_name)
     for protocol in protocols:
         check_protocol(protocol)
     model_config, model_sources = resolve_config(config_class, model_layers or [])
@@ -160,7 +160,7 @@ def train_run(
     if resume and (staging / "config.json").is_file():
         previous = json.loads((staging / "config.json").read_text())
         if _comparable(previous) != _comparable(json.loads(json.dumps(config))):
-            raise RunError(f"cannot resume {out}: the settings differ from the interrupted run's")
+            raise ResumeMismatch(f"cannot resume {out}: the settings differ from the interrupted run's")
     else:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()

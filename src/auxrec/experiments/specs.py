@@ -19,6 +19,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from auxrec.config import first_validation_error
 from auxrec.exceptions import ConfigError
 
 SPEC_FOLDER_NAME = "configs"
@@ -127,7 +128,6 @@ def load_spec(path: Path) -> ReproductionSpec:
     try:
         spec = ReproductionSpec.model_validate({**content, "path": path.resolve()})
     except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"spec {path}: {where}: {first['msg']}") from None
+        where, message = first_validation_error(error)
+        raise ConfigError(f"spec {path}: {where}: {message}") from None
     return spec

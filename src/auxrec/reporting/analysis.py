@@ -24,8 +24,10 @@ import torch
 
 from auxrec.data.dataset import PreparedDataset, UserSequences
 from auxrec.data.ids import PADDING_ID
+from auxrec.evaluation.evaluator import history_mask, user_histories
 from auxrec.exceptions import ConfigError
-from auxrec.models.base import Recommender, UserHistories
+from auxrec.io import finite_or_none
+from auxrec.models.base import Recommender
 
 TITLE_COLUMNS = ("title", "prod_name", "name")  # preferred display columns, before other text columns
 ATTENTION_BATCH = 256
@@ -112,20 +114,17 @@ def top_items(model: Recommender, users: np.ndarray, history: UserSequences) -> 
     the lowest item id.
     """
     users = np.asarray(users, dtype=np.int64)
-    length = int(getattr(model, "history_length", 0))
-    sequences = history.padded(users, length) if length > 0 else np.zeros((len(users), 0), np.int64)
     was_training = isinstance(model, torch.nn.Module) and model.training
     if isinstance(model, torch.nn.Module):
         model.eval()
     try:
-        scores = model.score(UserHistories(users=users, sequences=sequences))
+        scores = model.score(user_histories(model, history, users))
         scores = scores.float().cpu().clone()  # (B, n_items + 1), clone: PopRec returns a view
     finally:
         if was_training and isinstance(model, torch.nn.Module):
             model.train()
     scores[:, PADDING_ID] = -torch.inf
-    for row, user in enumerate(users):
-        scores[row, torch.from_numpy(history.of(int(user)).astype(np.int64))] = -torch.inf
+    scores[history_mask(history, users, scores.shape[1])] = -torch.inf
     return scores.argmax(dim=1).numpy().astype(np.int64)
 
 
@@ -278,17 +277,7 @@ class AttentionAnalysis:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready values; NaN becomes None."""
-        return dict(_finite_or_none(asdict(self)))
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_or_none(v) for v in value]
-    return value
+        return dict(finite_or_none(asdict(self)))
 
 
 def block_diagonality(matrix: np.ndarray | Sequence[Sequence[float]]) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from auxrec.exceptions import ConfigError
+from auxrec.io import finite_or_none
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class PairedTest:
     confidence: float
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        return dict(finite_or_none(asdict(self)))
 
 
 def paired_t_test(without: Sequence[float], with_aux: Sequence[float], confidence: float = 0.95) -> PairedTest:
