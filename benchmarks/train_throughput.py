@@ -102,6 +102,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="JSON results file (default: WORKDIR/results.json)")
     p.add_argument("--batch-size", type=int, default=128, help="auxrec training batch (sequences)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="auxrec learning rate")
+    p.add_argument("--patience", type=int, default=None,
+                   help="auxrec early-stopping patience in validations (default: the library's); a large value "
+                        "lets the budget alone stop training")
+    p.add_argument("--device", default="cpu", help="auxrec device: cpu, cuda or auto (RecBole always runs on CPU)")
     p.add_argument("--auxrec-max-epochs", type=int, default=10_000,
                    help="auxrec epoch cap (large: the budget is the real limit)")
     p.add_argument("--recbole-python", type=Path, default=Path("/tmp/recbole-venv/bin/python"),
@@ -326,7 +330,9 @@ def run_auxrec(dataset: str, model: str, data_dir: Path, args: argparse.Namespac
     shutil.rmtree(staging, ignore_errors=True)
     model_config = {"hidden_dim": HIDDEN_DIM, "max_length": MAX_LENGTH}
     training = {"epochs": args.auxrec_max_epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-                "eval_every": 1, "validation_protocol": "sampled", "device": "cpu", "progress": False}
+                "eval_every": 1, "validation_protocol": "sampled", "device": args.device, "progress": False}
+    if args.patience is not None:
+        training["patience"] = args.patience
     spec = {"model": model, "data": str(data_dir), "out": str(out), "seed": args.seed, "model_config": model_config,
             "training": training, "info": str(args.workdir / "logs" / f"{name}-auxrec.info.json")}
     spec_path = args.workdir / "logs" / f"{name}-auxrec.spec.json"
@@ -395,7 +401,8 @@ def run_auxrec(dataset: str, model: str, data_dir: Path, args: argparse.Namespac
         "setup_sec": round(state["fit_start"] - child.started, 1) if state["fit_start"] else None,
         "epochs": epochs, "partial_epoch": None, "samples_per_epoch": n_sequences,
         "sample_unit": "user sequence (all its positions trained at once)",
-        "settings": {"model_config": model_config, "training": training, "patience": patience_default()},
+        "settings": {"model_config": model_config, "training": training,
+                     "patience": training.get("patience", patience_default())},
         "run_dir": str(out if out.is_dir() else staging), "log": str(child.log_path),
         "torch_threads": info.get("torch_threads"), "versions": info.get("versions"),
         "loadavg_before": [round(x, 2) for x in loadavg], **child.resources(),
@@ -667,6 +674,8 @@ def machine_info() -> dict[str, Any]:
         info["mem_total_gb"] = round(int(meminfo.split("MemTotal:")[1].split()[0]) / 2**20, 1)
     except (OSError, StopIteration, IndexError, ValueError):
         pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 

@@ -173,3 +173,35 @@ def test_tuning_gives_every_model_the_same_trials_and_reuses_the_winner(tmp_path
     chosen = tuned["SASRec"]["chosen"]["learning_rate"]
     config = json.loads((tmp_path / "work" / "runs" / "sasrec" / "seed-0" / "config.json").read_text())
     assert config["training"]["learning_rate"] == chosen
+
+
+def test_parallel_jobs_give_the_same_runs_as_training_inline(tmp_path: Path) -> None:
+    """--jobs 2 trains in worker processes (one thread each on 2 cores) with the same results."""
+    import torch
+
+    from auxrec.experiments.parallel import RunExecutor
+
+    spec_path = tmp_path / "tuned.toml"
+    spec_path.write_text(TINY_SPEC + '\n[tuning]\ngrid = { learning_rate = [2e-3] }\n')
+    spec = load_spec(spec_path)
+    threads = RunExecutor(2).threads
+    results = {}
+    for jobs in (1, 2):
+        lines: list[str] = []
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)  # what each worker uses, so the numbers can be compared exactly
+        try:
+            summary = reproduce(spec, ["table2"], tmp_path / f"work-{jobs}", tmp_path / f"reports-{jobs}",
+                                log=lines.append, progress=False, jobs=jobs)
+        finally:
+            torch.set_num_threads(previous)
+        assert summary["jobs"] == jobs and summary["runs"] == 8
+        assert sum(line.startswith("tuning") and "trial" in line for line in lines) == 4
+        results[jobs] = json.loads((tmp_path / f"reports-{jobs}" / "table2-sampled.json").read_text())
+    assert results[1]["per_seed_ndcg@10"] == results[2]["per_seed_ndcg@10"]
+
+
+def test_jobs_must_be_positive(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["reproduce", "table1", "--dataset", "synthetic", "--jobs", "0",
+                                      "--workdir", str(tmp_path)])
+    assert result.exit_code == 2 and "--jobs" in result.output

@@ -126,3 +126,23 @@ def test_unknown_modality_and_template_field_fail_clearly(dataset_path: Path) ->
     with pytest.raises(ConfigError, match="unknown item field"):
         embed_dataset(dataset_path, "text", text_encoder="minilm", text_template="{plot}", progress=False,
                       log=lambda _: None)
+
+
+def test_image_digest_follows_content_not_location_or_mtime(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from auxrec.features.embed import image_files_digest
+
+    first = tmp_path / "a"
+    first.mkdir()
+    for index, colour in enumerate(((255, 0, 0), (0, 255, 0))):
+        Image.new("RGB", (4, 4), colour).save(first / f"{index}.png")
+    moved = tmp_path / "b"
+    shutil.copytree(first, moved)
+    os.utime(moved / "0.png", ns=(1, 1))  # a re-mounted copy: same bytes, other mtime and place
+    digest = image_files_digest([str(first / "0.png"), None, str(first / "1.png")])
+    assert image_files_digest([str(moved / "0.png"), None, str(moved / "1.png")]) == digest
+    Image.new("RGB", (4, 4), (0, 0, 255)).save(moved / "1.png")  # a replaced image
+    assert image_files_digest([str(moved / "0.png"), None, str(moved / "1.png")]) != digest
+    assert image_files_digest([str(first / "0.png"), str(first / "gone.png"), str(first / "1.png")]) != digest

@@ -33,8 +33,9 @@ from typing import Any
 
 from auxrec.config import resolve_config
 from auxrec.evaluation.metrics import METRIC_NAMES
-from auxrec.exceptions import ConfigError, ResumeMismatch
-from auxrec.experiments.runs import evaluate_run, load_run, train_run
+from auxrec.exceptions import ConfigError
+from auxrec.experiments.parallel import RunExecutor, train_or_restart
+from auxrec.experiments.runs import evaluate_run, load_run
 from auxrec.experiments.specs import MODALITIES, ReproductionSpec
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.io import write_text_atomic
@@ -163,9 +164,10 @@ class Reproduction:
 
     def __init__(
         self, spec: ReproductionSpec, workdir: Path, reports: Path, log: Callable[[str], None] = print,
-        progress: bool = True,
+        progress: bool = True, jobs: int = 1,
     ) -> None:
         self.spec = spec
+        self.executor = RunExecutor(jobs)
         self.workdir = Path(workdir)
         self.reports = Path(reports)
         self.log = log
@@ -238,6 +240,16 @@ class Reproduction:
         run_dir: Path | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """The metrics of ``variant`` with ``seed`` and whether a finished run was reused."""
+        reused, arguments = self._reuse_or_plan(variant, seed, chosen, protocols, run_dir)
+        if reused is not None:
+            return reused, True
+        return train_or_restart(arguments)[0], False
+
+    def _reuse_or_plan(
+        self, variant: Variant, seed: int, chosen: dict[str, Any], protocols: Sequence[str],
+        run_dir: Path | None = None,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(metrics, _) of a finished run with the spec's settings, or (None, train_run arguments)."""
         run_dir = run_dir or self.run_dir(variant, seed)
         model_layers, training_layers = layers = self._layers(variant, chosen)
         model_config, training = self._resolved(variant, layers)
@@ -246,18 +258,45 @@ class Reproduction:
             if _same_settings(config, variant, model_config, training):
                 metrics = json.loads((run_dir / "metrics.json").read_text())
                 missing = tuple(p for p in protocols if p not in metrics.get("test", {}))
-                return (evaluate_run(run_dir, missing) if missing else metrics), True
+                return (evaluate_run(run_dir, missing) if missing else metrics), {}
             self.log(f"  settings of {run_dir} differ from the spec; training it again")
-        arguments: dict[str, Any] = {
+        return None, {
             "model_name": variant.model, "data": self.prepared, "out": run_dir, "seed": seed,
             "model_layers": model_layers, "training_layers": training_layers, "protocols": tuple(protocols),
             "overwrite": True, "aux": variant.aux,
         }
-        try:
-            return train_run(**arguments, resume=True), False
-        except ResumeMismatch:  # an interrupted run with other settings: start it afresh
-            shutil.rmtree(run_dir.with_name(f".{run_dir.name}.partial"), ignore_errors=True)
-            return train_run(**arguments, resume=False), False
+
+    def ensure_runs(
+        self, requests: Sequence[tuple[Variant, int, dict[str, Any], Sequence[str], Path]],
+        describe: Callable[[int, dict[str, Any], str], None],
+    ) -> list[dict[str, Any]]:
+        """Metrics of every (variant, seed, chosen, protocols, run_dir): reused, or trained ``jobs`` at a time.
+
+        ``describe(index, metrics, how)`` is called once per request as it completes, with
+        ``how`` "reused" or the training time.
+        """
+        metrics: list[dict[str, Any] | None] = [None] * len(requests)
+        tasks, task_index = [], []
+        for index, (variant, seed, chosen, protocols, run_dir) in enumerate(requests):
+            reused, arguments = self._reuse_or_plan(variant, seed, chosen, protocols, run_dir)
+            if reused is not None:
+                metrics[index] = reused
+                describe(index, reused, "reused")
+            else:
+                tasks.append(arguments)
+                task_index.append(index)
+
+        # Longest first, so that with several jobs no core idles at the end behind one
+        # slow transformer (BERT4Rec's masked training needs the most epochs).
+        order = sorted(range(len(tasks)), key=lambda i: -_expected_cost(requests[task_index[i]][0]))
+        tasks, task_index = [tasks[i] for i in order], [task_index[i] for i in order]
+
+        def finished(position: int, result: dict[str, Any], seconds: float) -> None:
+            metrics[task_index[position]] = result
+            describe(task_index[position], result, f"{seconds:.0f} s")
+
+        self.executor.run(tasks, finished)
+        return metrics  # type: ignore[return-value]
 
     def tuned_values(self, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Run the shared grid for each label that needs it; returns label → chosen values."""
@@ -270,27 +309,33 @@ class Reproduction:
         record = json.loads(record_path.read_text()) if record_path.is_file() else {}
         record.update({"grid": tuning.grid, "seed": tuning.seed, "criterion": "valid NDCG@10 (validation protocol)"})
         results = record.setdefault("models", {})
+        requests, owners = [], []  # every trial of every label, trained together
         for label in labels:
             if label in UNTUNED:
                 results[label] = {"trials": [], "chosen": {}, "note": "no hyperparameters to tune"}
                 continue
             variant = table1_variant(label)
-            scored, run_dirs = [], []
             for index, trial in enumerate(trials):
                 values = dict(trial) | ({"epochs": tuning.epochs} if tuning.epochs else {})
                 run_dir = self.workdir / "tuning" / variant.key / f"trial-{index}"
-                run_dirs.append(run_dir)
                 protocol = self._resolved(variant, self._layers(variant, values))[1]["validation_protocol"]
-                started = time.perf_counter()
-                metrics, reused = self.ensure_run(variant, tuning.seed, values, (protocol,), run_dir)
-                scored.append({"values": trial, "valid_ndcg@10": metrics["valid"][protocol]["NDCG@10"]})
-                self.log(f"tuning {label}: trial {index + 1}/{len(trials)} {trial}: valid NDCG@10 "
-                         f"{scored[-1]['valid_ndcg@10']:.4f}"
-                         + (" (reused)" if reused else f" ({time.perf_counter() - started:.0f} s)"))
+                requests.append((variant, tuning.seed, values, (protocol,), run_dir))
+                owners.append((label, index, trial, protocol))
+
+        def describe(position: int, metrics: dict[str, Any], how: str) -> None:
+            label, index, trial, protocol = owners[position]
+            self.log(f"tuning {label}: trial {index + 1}/{len(trials)} {trial}: valid NDCG@10 "
+                     f"{metrics['valid'][protocol]['NDCG@10']:.4f} ({how})")
+
+        trial_metrics = self.ensure_runs(requests, describe)
+        for label in dict.fromkeys(owner[0] for owner in owners):
+            positions = [i for i, owner in enumerate(owners) if owner[0] == label]
+            scored = [{"values": owners[i][2], "valid_ndcg@10": trial_metrics[i]["valid"][owners[i][3]]["NDCG@10"]}
+                      for i in positions]
             best = max(scored, key=lambda entry: entry["valid_ndcg@10"])
             chosen[label] = dict(best["values"])
             if not tuning.epochs:
-                self.chosen_trials[label] = run_dirs[scored.index(best)]
+                self.chosen_trials[label] = requests[positions[scored.index(best)]][4]
             results[label] = {"trials": scored, "chosen": best["values"]}
             self.log(f"tuning {label}: chose {best['values']} (valid NDCG@10 {best['valid_ndcg@10']:.4f})")
         self.reports.mkdir(parents=True, exist_ok=True)
@@ -302,23 +347,28 @@ class Reproduction:
         plan = planned_runs(targets, seeds)
         labels = list(dict.fromkeys(v.tuning_label for v, _ in plan))
         chosen = self.tuned_values(labels)
-        records = []
+        first = protocols[0]
+        requests = []
+        for variant, seed in plan:
+            run_dir = self.run_dir(variant, seed)
+            self._adopt_chosen_trial(variant, seed, run_dir)
+            requests.append((variant, seed, chosen[variant.tuning_label], protocols, run_dir))
         progress = _progress_bar(self.progress, len(plan))
         with progress:
-            task = progress.add_task("runs", total=len(plan))
-            for index, (variant, seed) in enumerate(plan, start=1):
-                run_dir = self.run_dir(variant, seed)
-                progress.update(task, description=f"{variant.label} seed {seed}")
-                self._adopt_chosen_trial(variant, seed, run_dir)
-                started = time.perf_counter()
-                metrics, reused = self.ensure_run(variant, seed, chosen[variant.tuning_label], protocols)
-                seconds = time.perf_counter() - started
-                first = protocols[0]
-                self.log(f"[{index}/{len(plan)}] {variant.label} seed {seed}: test NDCG@10 ({first}) "
-                         f"{metrics['test'][first]['NDCG@10']:.4f}" + (" (reused)" if reused else f" ({seconds:.0f} s)"))
-                records.append({"variant": variant, "seed": seed, "metrics": metrics, "run": run_dir})
+            task = progress.add_task(f"runs ({self.executor.jobs} at a time)", total=len(plan))
+            done = 0
+
+            def describe(index: int, metrics: dict[str, Any], how: str) -> None:
+                nonlocal done
+                done += 1
+                variant, seed = plan[index]
+                self.log(f"[{done}/{len(plan)}] {variant.label} seed {seed}: test NDCG@10 ({first}) "
+                         f"{metrics['test'][first]['NDCG@10']:.4f} ({how})")
                 progress.advance(task)
-        return records
+
+            metrics = self.ensure_runs(requests, describe)
+        return [{"variant": variant, "seed": seed, "metrics": result, "run": request[4]}
+                for (variant, seed), result, request in zip(plan, metrics, requests, strict=True)]
 
     def _adopt_chosen_trial(self, variant: Variant, seed: int, run_dir: Path) -> None:
         """The winning tuning trial *is* the seed-0 run (same settings and seed): copy, don't retrain.
@@ -353,6 +403,11 @@ def _same_settings(config: dict[str, Any], variant: Variant, model_config: dict[
             and config.get("model_config") == json.loads(json.dumps(model_config))
             and without_display(config.get("training", {})) == without_display(json.loads(json.dumps(training)))
             and sorted(config.get("item_features", {})) == sorted(_features_of(variant)))
+
+
+def _expected_cost(variant: Variant) -> int:
+    """Rough relative training time, for scheduling only."""
+    return {"bert4rec": 4, "kebert4rec": 4, "sasrec": 2}.get(variant.model, 1) + (1 if variant.aux else 0)
 
 
 def _features_of(variant: Variant) -> tuple[str, ...]:
@@ -479,9 +534,9 @@ def _figure3(reproduction: Reproduction) -> list[Path]:
 def reproduce(
     spec: ReproductionSpec, targets: Sequence[str], workdir: Path, reports: Path,
     protocols: Sequence[str] | None = None, seeds: int | None = None, log: Callable[[str], None] = print,
-    progress: bool = True,
+    progress: bool = True, jobs: int = 1,
 ) -> dict[str, Any]:
-    """Run what ``targets`` need (reusing finished runs) and render their reports."""
+    """Run what ``targets`` need (reusing finished runs, training ``jobs`` at a time) and render their reports."""
     from auxrec.evaluation.evaluator import check_protocol
 
     chosen_targets = expand_targets(targets)
@@ -490,7 +545,7 @@ def reproduce(
         check_protocol(protocol)
     counts = SeedCounts.from_spec(spec, seeds)
     started = time.perf_counter()
-    reproduction = Reproduction(spec, workdir, reports, log, progress)
+    reproduction = Reproduction(spec, workdir, reports, log, progress, jobs)
     reproduction.ensure_data()
     # Runs are always evaluated under every protocol of the spec, so a later report for
     # another protocol needs no retraining.
@@ -498,7 +553,8 @@ def reproduce(
     written = render(reproduction, chosen_targets, records, counts, protocols)
     seconds = time.perf_counter() - started
     summary = {"dataset": spec.name, "targets": chosen_targets, "protocols": protocols,
-               "seeds": dataclasses.asdict(counts), "runs": len(records), "wall_seconds": round(seconds, 1),
+               "seeds": dataclasses.asdict(counts), "runs": len(records), "jobs": jobs,
+               "wall_seconds": round(seconds, 1),
                "spec": str(spec.path), "workdir": str(Path(workdir).resolve()), "files": [str(p) for p in written]}
     history_path = Path(reports) / "reproduce-log.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else []
@@ -512,11 +568,13 @@ def write_index(spec: ReproductionSpec, reports: Path, history: Sequence[dict[st
     """``reports/README.md``: every table and figure present in the folder, on one page."""
     lines = [f"# {spec.name}: reproduction report", "", spec.description, "",
              "Rendered by `auxrec reproduce` from the saved runs (`runs.csv` holds every run's metrics).", "",
-             "| invocation | targets | protocols | seeds (T1/T2/T3) | runs | wall time |", "|---|---|---|---|---|---|"]
+             "| invocation | targets | protocols | seeds (T1/T2/T3) | runs | jobs | wall time |",
+             "|---|---|---|---|---|---|---|"]
     for index, entry in enumerate(history, start=1):
         seeds = entry.get("seeds", {})
         lines.append(f"| {index} | {', '.join(entry['targets'])} | {', '.join(entry['protocols'])} | "
                      f"{seeds.get('table1')}/{seeds.get('table2')}/{seeds.get('table3')} | {entry['runs']} | "
+                     f"{entry.get('jobs', 1)} | "
                      f"{entry['wall_seconds'] / 60:.1f} min |")
     lines.append("")
     for table in ("table1", "table2", "table3"):
