@@ -141,6 +141,8 @@ def train(
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay")] = None,
     patience: Annotated[int | None, typer.Option(help="validation rounds without improvement before stopping")] = None,
+    min_epochs: Annotated[int | None, typer.Option(help="never stop early before this epoch (BERT4Rec: ~40)")]
+    = None,
     eval_every: Annotated[int | None, typer.Option(help="validate every N epochs")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
     protocol: Annotated[list[str] | None, typer.Option(help="protocols to report (default: sampled and full)")] = None,
@@ -162,7 +164,7 @@ def train(
                     ("command line", {k: v for k, v in model_flags.items() if v is not None}),
                     ("--set", parse_assignments(set_ or [], "--set"))]
     flags = {"epochs": epochs, "batch_size": batch_size, "learning_rate": lr, "weight_decay": weight_decay,
-             "patience": patience, "eval_every": eval_every, "device": device}
+             "patience": patience, "min_epochs": min_epochs, "eval_every": eval_every, "device": device}
     training_layers = [("config file", file_values.get("training", {})),
                        ("command line", {k: v for k, v in flags.items() if v is not None}
                         | ({} if progress else {"progress": False}))]

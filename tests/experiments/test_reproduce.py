@@ -205,3 +205,18 @@ def test_jobs_must_be_positive(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["reproduce", "table1", "--dataset", "synthetic", "--jobs", "0",
                                       "--workdir", str(tmp_path)])
     assert result.exit_code == 2 and "--jobs" in result.output
+
+
+def test_raising_min_epochs_keeps_runs_that_trained_that_long_anyway() -> None:
+    from auxrec.experiments.reproduce import _same_settings, table1_variant
+
+    variant = table1_variant("BERT4Rec")
+    model_config = {"max_length": 12}
+    saved = {"model": "bert4rec", "model_config": model_config, "item_features": {},
+             "training": {"patience": 2, "epochs": 200, "progress": False}}  # trained before min_epochs existed
+    wanted = {"patience": 2, "epochs": 200, "min_epochs": 40, "progress": True}
+    assert _same_settings(saved, variant, model_config, wanted, epochs_trained=88)  # same trajectory
+    assert not _same_settings(saved, variant, model_config, wanted, epochs_trained=12)  # it stopped early
+    lower = {"model": "bert4rec", "model_config": model_config, "item_features": {},
+             "training": {"patience": 2, "epochs": 200, "min_epochs": 60}}
+    assert not _same_settings(lower, variant, model_config, wanted, epochs_trained=88)  # might stop sooner now

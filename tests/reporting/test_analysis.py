@@ -150,6 +150,27 @@ def test_attention_analysis_shapes_disjoint_sets_and_determinism(tiny_prepared):
     assert analysis.n_permutations == 200
     assert all(np.isfinite(analysis.random_centred_block_diagonality))
     assert 0 < analysis.centred_permutation_p <= 1
+    # The length-matched baseline and each cluster's median (capped) history length.
+    assert len(analysis.cluster_median_history) == 4
+    assert all(1 <= m <= analysis.history_length for m in analysis.cluster_median_history)
+    assert all(np.isfinite(analysis.length_matched_centred_block_diagonality))
+    assert 0 < analysis.length_matched_centred_p <= 1
+
+
+def test_length_matched_shuffles_keep_each_sets_lengths():
+    """If attention depends only on length, length-matched shuffles reproduce the observed score."""
+    from auxrec.reporting.analysis import _set_similarities, block_diagonality
+
+    rng = np.random.default_rng(0)
+    lengths = np.repeat([5, 10, 20, 40], 20)  # four "clusters" that differ only in length
+    attention = np.stack([np.r_[np.zeros(40 - n), np.full(n, 1.0 / n)] for n in lengths])
+    attention += rng.normal(0, 1e-3, attention.shape)
+    observed = block_diagonality(_set_similarities(attention, [(10, 10)] * 4)[1])
+    index = np.arange(80)
+    for block in range(4):  # shuffle within each length stratum only
+        index[block * 20:(block + 1) * 20] = block * 20 + rng.permutation(20)
+    matched = block_diagonality(_set_similarities(attention[index], [(10, 10)] * 4)[1])
+    assert observed > 0.5 and abs(matched - observed) < 0.1
 
 
 def test_random_groupings_score_near_zero_block_diagonality():

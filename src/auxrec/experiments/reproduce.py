@@ -255,7 +255,7 @@ class Reproduction:
         model_config, training = self._resolved(variant, layers)
         if (run_dir / "metrics.json").is_file():
             config = json.loads((run_dir / "config.json").read_text())
-            if _same_settings(config, variant, model_config, training):
+            if _same_settings(config, variant, model_config, training, _epochs_trained(run_dir)):
                 metrics = json.loads((run_dir / "metrics.json").read_text())
                 missing = tuple(p for p in protocols if p not in metrics.get("test", {}))
                 return (evaluate_run(run_dir, missing) if missing else metrics), {}
@@ -395,14 +395,32 @@ def collect(records: Sequence[dict[str, Any]], protocol: str, split: str = "test
 
 
 def _same_settings(config: dict[str, Any], variant: Variant, model_config: dict[str, Any],
-                   training: dict[str, Any]) -> bool:
+                   training: dict[str, Any], epochs_trained: int) -> bool:
+    """Whether a saved run is the run the spec asks for (display settings aside).
+
+    One difference is allowed: a *higher* ``min_epochs`` than the run was trained with,
+    when the run trained at least that many epochs anyway. ``min_epochs`` only delays early
+    stopping, so such a run followed exactly the trajectory the new setting would give.
+    (This keeps runs trained before the option existed valid.)
+    """
     def without_display(values: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in values.items() if k != "progress"}
 
+    saved = without_display(config.get("training", {}))
+    wanted = without_display(json.loads(json.dumps(training)))
+    saved_min, wanted_min = saved.pop("min_epochs", 0), wanted.pop("min_epochs", 0)
+    min_epochs_ok = saved_min == wanted_min or (wanted_min > saved_min and epochs_trained >= wanted_min)
     return (config.get("model") == variant.model
             and config.get("model_config") == json.loads(json.dumps(model_config))
-            and without_display(config.get("training", {})) == without_display(json.loads(json.dumps(training)))
+            and saved == wanted and min_epochs_ok
             and sorted(config.get("item_features", {})) == sorted(_features_of(variant)))
+
+
+def _epochs_trained(run_dir: Path) -> int:
+    log = run_dir / "training_log.json"
+    if not log.is_file():
+        return 0
+    return len(json.loads(log.read_text()).get("epochs", []))
 
 
 def _expected_cost(variant: Variant) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +274,14 @@ class AttentionAnalysis:
     random_centred_block_diagonality: tuple[float, float] = (math.nan, math.nan)
     centred_permutation_p: float = math.nan
     n_permutations: int = 0
+    # Clusters of users with similar taste can also differ in how much they watched, and
+    # mean attention over left-padded sequences depends on sequence length. So: each
+    # cluster's median history length (capped at the model's), and the same baseline with
+    # users shuffled only among users of similar length (deciles), which keeps every set's
+    # length mix. A high p here means length alone could explain the block structure.
+    cluster_median_history: list[float] = field(default_factory=list)
+    length_matched_centred_block_diagonality: tuple[float, float] = (math.nan, math.nan)
+    length_matched_centred_p: float = math.nan
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready values; NaN becomes None."""
@@ -373,6 +381,20 @@ def attention_analysis(
         random_centred.append(block_diagonality(shuffled_centred))
     observed_centred = block_diagonality(centred)
     finite = [v for v in random_centred if math.isfinite(v)]
+    # Drawn after the plain shuffles, so those stay what they were before this baseline existed.
+    capped = np.minimum(history.lengths[selected], length)
+    strata = np.digitize(capped, np.unique(np.quantile(capped, np.linspace(0, 1, 11)[1:-1])))
+    matched_centred = []
+    for _ in range(n_permutations):
+        index = np.arange(len(selected))
+        for stratum in np.unique(strata):
+            positions = np.flatnonzero(strata == stratum)
+            index[positions] = positions[rng.permutation(len(positions))]
+        matched_centred.append(block_diagonality(_set_similarities(attention[index], set_lengths)[1]))
+    matched = [v for v in matched_centred if math.isfinite(v)]
+    offsets = np.cumsum([0, *(a + b for a, b in set_lengths)])
+    cluster_median = [float(np.median(capped[start:end])) if end > start else math.nan
+                      for start, end in zip(offsets[:-1], offsets[1:], strict=True)]
     return AttentionAnalysis(
         k_values=k_values,
         inertias=inertias,
@@ -392,6 +414,10 @@ def attention_analysis(
         centred_permutation_p=((1 + sum(v >= observed_centred for v in finite)) / (1 + len(finite))
                                if finite and math.isfinite(observed_centred) else math.nan),
         n_permutations=n_permutations,
+        cluster_median_history=cluster_median,
+        length_matched_centred_block_diagonality=_mean_std(matched_centred),
+        length_matched_centred_p=((1 + sum(v >= observed_centred for v in matched)) / (1 + len(matched))
+                                  if matched and math.isfinite(observed_centred) else math.nan),
     )
 
 

@@ -185,5 +185,12 @@ def plot_attention_heatmap(analysis: AttentionAnalysis, path: Path | str) -> Pat
         baseline = (f"\nrandom groupings ({analysis.n_permutations}×): raw {raw_mean:+.3f} ± {raw_std:.3f}, "
                     f"centred {centred_mean:+.3f} ± {centred_std:.3f}; permutation p (centred) "
                     f"{analysis.centred_permutation_p:.3f}")
+        if math.isfinite(analysis.length_matched_centred_p):
+            matched_mean, matched_std = analysis.length_matched_centred_block_diagonality
+            baseline += (f"\nlength-matched shuffles: centred {matched_mean:+.3f} ± {matched_std:.3f}, "
+                         f"p {analysis.length_matched_centred_p:.3f}")
+    if analysis.cluster_median_history:
+        sizes += "; median history " + ", ".join(
+            f"{cluster_label(i)} {m:.0f}" for i, m in enumerate(analysis.cluster_median_history))
     figure.suptitle(f"users per set: {sizes}{baseline}", fontsize=8)
     return _save(figure, path)

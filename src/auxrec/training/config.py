@@ -20,6 +20,10 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 0.0  # AdamW's decoupled decay
     patience: int = 5
+    # Early stopping cannot end training before this epoch. BERT4Rec's masked training
+    # often sits on a popularity plateau for its first 10-20 epochs (validation flat or
+    # falling), which a small patience mistakes for convergence.
+    min_epochs: int = 0
     eval_every: int = 1
     validation_protocol: str = "sampled"
     # Group sequences of similar length into batches: less padding, about 1.5x faster
