@@ -34,12 +34,6 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def check_jobs(jobs: int) -> int:
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
-    return jobs
-
-
 def train_or_restart(arguments: dict[str, Any]) -> tuple[dict[str, Any], float]:
     """`train_run` with resumption; an interrupted run with other settings starts afresh.
 
@@ -67,23 +61,21 @@ class RunExecutor:
     """Runs `train_or_restart` tasks, ``jobs`` at a time; ``jobs=1`` trains inline."""
 
     def __init__(self, jobs: int = 1) -> None:
-        self.jobs = check_jobs(jobs)
+        if jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
+        self.jobs = jobs
         self.threads = max(1, available_cores() // self.jobs)
 
-    def run(
-        self, tasks: Sequence[dict[str, Any]], on_done: Callable[[int, dict[str, Any], float], None]
-    ) -> list[tuple[dict[str, Any], float]]:
+    def run(self, tasks: Sequence[dict[str, Any]], on_done: Callable[[int, dict[str, Any], float], None]) -> None:
         """Train every task; ``on_done(index, metrics, seconds)`` is called as each finishes.
 
-        Results come back in task order. The first failure stops the pool (pending tasks
-        are cancelled; finished runs stay on disk and are reused next time) and is raised.
+        The first failure stops the pool (pending tasks are cancelled; finished runs stay
+        on disk and are reused next time) and is raised.
         """
-        results: list[tuple[dict[str, Any], float] | None] = [None] * len(tasks)
         if self.jobs == 1 or len(tasks) <= 1:
             for index, arguments in enumerate(tasks):
-                results[index] = train_or_restart(arguments)
-                on_done(index, *results[index])  # type: ignore[misc]
-            return results  # type: ignore[return-value]
+                on_done(index, *train_or_restart(arguments))
+            return
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=context,
                                  initializer=_init_worker, initargs=(self.threads,)) as pool:
@@ -94,11 +86,8 @@ class RunExecutor:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        index = pending.pop(future)
-                        results[index] = future.result()
-                        on_done(index, *results[index])  # type: ignore[misc]
+                        on_done(pending.pop(future), *future.result())
             except BaseException:
                 for future in pending:
                     future.cancel()
                 raise
-        return results  # type: ignore[return-value]

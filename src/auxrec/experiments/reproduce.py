@@ -40,7 +40,7 @@ from auxrec.experiments.specs import MODALITIES, ReproductionSpec
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.io import write_text_atomic
 from auxrec.models import lookup
-from auxrec.training.config import TrainingConfig
+from auxrec.training.config import TrainingConfig, same_training
 
 TARGETS = ("table1", "table2", "table3", "figure2", "figure3")
 ALL_MODALITIES = MODALITIES
@@ -396,23 +396,10 @@ def collect(records: Sequence[dict[str, Any]], protocol: str, split: str = "test
 
 def _same_settings(config: dict[str, Any], variant: Variant, model_config: dict[str, Any],
                    training: dict[str, Any], epochs_trained: int) -> bool:
-    """Whether a saved run is the run the spec asks for (display settings aside).
-
-    One difference is allowed: a *higher* ``min_epochs`` than the run was trained with,
-    when the run trained at least that many epochs anyway. ``min_epochs`` only delays early
-    stopping, so such a run followed exactly the trajectory the new setting would give.
-    (This keeps runs trained before the option existed valid.)
-    """
-    def without_display(values: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in values.items() if k != "progress"}
-
-    saved = without_display(config.get("training", {}))
-    wanted = without_display(json.loads(json.dumps(training)))
-    saved_min, wanted_min = saved.pop("min_epochs", 0), wanted.pop("min_epochs", 0)
-    min_epochs_ok = saved_min == wanted_min or (wanted_min > saved_min and epochs_trained >= wanted_min)
+    """Whether a saved run is the run the spec asks for (see `same_training` for training settings)."""
     return (config.get("model") == variant.model
             and config.get("model_config") == json.loads(json.dumps(model_config))
-            and saved == wanted and min_epochs_ok
+            and same_training(config.get("training", {}), json.loads(json.dumps(training)), epochs_trained)
             and sorted(config.get("item_features", {})) == sorted(_features_of(variant)))
 
 

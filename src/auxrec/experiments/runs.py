@@ -45,7 +45,7 @@ from auxrec.features.resolve import resolve_item_features
 from auxrec.io import atomic_output
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.models import lookup
-from auxrec.training.config import TrainingConfig
+from auxrec.training.config import DISPLAY_ONLY, TrainingConfig
 
 DEFAULT_PROTOCOLS = ("sampled", "full")
 SPLITS = ("valid", "test")
@@ -110,7 +110,7 @@ def _describe_features(features: ItemFeatures | None) -> dict[str, Any]:
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a run config that must match for a resume (display settings may differ)."""
     kept = {k: v for k, v in config.items() if k != "sources"}
-    kept["training"] = {k: v for k, v in config["training"].items() if k not in ("progress", "epochs")}
+    kept["training"] = {k: v for k, v in config["training"].items() if k not in (*DISPLAY_ONLY, "epochs")}
     return kept
 
 

@@ -384,11 +384,11 @@ def attention_analysis(
     # Drawn after the plain shuffles, so those stay what they were before this baseline existed.
     capped = np.minimum(history.lengths[selected], length)
     strata = np.digitize(capped, np.unique(np.quantile(capped, np.linspace(0, 1, 11)[1:-1])))
+    groups = [np.flatnonzero(strata == stratum) for stratum in np.unique(strata)]
     matched_centred = []
     for _ in range(n_permutations):
         index = np.arange(len(selected))
-        for stratum in np.unique(strata):
-            positions = np.flatnonzero(strata == stratum)
+        for positions in groups:
             index[positions] = positions[rng.permutation(len(positions))]
         matched_centred.append(block_diagonality(_set_similarities(attention[index], set_lengths)[1]))
     matched = [v for v in matched_centred if math.isfinite(v)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,22 @@ class TrainingConfig:
     length_bucketing: bool = False
     device: str = "auto"  # "auto" = CUDA when present, else CPU
     progress: bool = True
+
+
+DISPLAY_ONLY = ("progress",)  # training settings that never change a run's numbers
+
+
+def same_training(saved: dict[str, Any], wanted: dict[str, Any], epochs_trained: int) -> bool:
+    """Whether a run trained with ``saved`` settings is the run ``wanted`` would give.
+
+    Display settings aside they must be equal, with one exception: a *higher*
+    ``min_epochs`` when the run trained at least that many epochs anyway. ``min_epochs``
+    only delays early stopping, so that run followed exactly the trajectory the new value
+    gives (this keeps runs trained before the option existed valid).
+    """
+    saved = {k: v for k, v in saved.items() if k not in DISPLAY_ONLY}
+    wanted = {k: v for k, v in wanted.items() if k not in DISPLAY_ONLY}
+    saved_min, wanted_min = saved.pop("min_epochs", 0), wanted.pop("min_epochs", 0)
+    return saved == wanted and (saved_min == wanted_min
+                                or (wanted_min > saved_min and epochs_trained >= wanted_min))
+

@@ -66,6 +66,10 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(temporary, path)  # atomic: a crash leaves the previous checkpoint intact
 
 
+def _should_stop(rounds_without_improvement: int, epochs_done: int, config: TrainingConfig) -> bool:
+    return rounds_without_improvement >= config.patience and epochs_done >= config.min_epochs
+
+
 def train_neural_model(
     model: NeuralRecommender,
     dataset: PreparedDataset,
@@ -107,7 +111,7 @@ def train_neural_model(
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs).
     show = None if config.progress else True
-    stopped = rounds_without_improvement >= config.patience and first_epoch - 1 >= config.min_epochs
+    stopped = _should_stop(rounds_without_improvement, first_epoch - 1, config)
     epochs_bar = tqdm(range(first_epoch, config.epochs + 1), desc=model.name, unit="epoch", disable=show,
                       initial=first_epoch - 1, total=config.epochs)
     for epoch in epochs_bar:
@@ -155,7 +159,7 @@ def train_neural_model(
         log.append(record)
         logger.info("%s", record)
         epochs_bar.set_postfix(loss=f"{record['loss']:.4f}", best_valid_ndcg10=f"{max(best_value, 0):.4f}")
-        stopped = rounds_without_improvement >= config.patience and epoch >= config.min_epochs
+        stopped = _should_stop(rounds_without_improvement, epoch, config)
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
