@@ -171,8 +171,17 @@ def test_tuning_gives_every_model_the_same_trials_and_reuses_the_winner(tmp_path
     run_lines = [line for line in lines if line.startswith("[")]
     assert run_lines and all(line.endswith("(reused)") for line in run_lines if "PopRec" not in line)
     chosen = tuned["SASRec"]["chosen"]["learning_rate"]
-    config = json.loads((tmp_path / "work" / "runs" / "sasrec" / "seed-0" / "config.json").read_text())
+    config_path = tmp_path / "work" / "runs" / "sasrec" / "seed-0" / "config.json"
+    config = json.loads(config_path.read_text())
     assert config["training"]["learning_rate"] == chosen
+    # A seed-0 run left from an earlier choice is replaced by the winning trial, not retrained.
+    config["training"]["learning_rate"] = 1e-3 if chosen == 3e-3 else 3e-3
+    config_path.write_text(json.dumps(config))
+    lines.clear()
+    reproduce(spec, ["table1"], tmp_path / "work", tmp_path / "reports", log=lines.append, progress=False)
+    assert all(line.endswith("(reused)") for line in lines if line.startswith("["))
+    assert any("tuning no longer chooses" in line for line in lines)
+    assert json.loads(config_path.read_text())["training"]["learning_rate"] == chosen
 
 
 def test_parallel_jobs_give_the_same_runs_as_training_inline(tmp_path: Path) -> None:

@@ -351,7 +351,7 @@ class Reproduction:
         requests = []
         for variant, seed in plan:
             run_dir = self.run_dir(variant, seed)
-            self._adopt_chosen_trial(variant, seed, run_dir)
+            self._adopt_chosen_trial(variant, seed, run_dir, chosen[variant.tuning_label])
             requests.append((variant, seed, chosen[variant.tuning_label], protocols, run_dir))
         progress = _progress_bar(self.progress, len(plan))
         with progress:
@@ -370,18 +370,27 @@ class Reproduction:
         return [{"variant": variant, "seed": seed, "metrics": result, "run": request[4]}
                 for (variant, seed), result, request in zip(plan, metrics, requests, strict=True)]
 
-    def _adopt_chosen_trial(self, variant: Variant, seed: int, run_dir: Path) -> None:
+    def _adopt_chosen_trial(self, variant: Variant, seed: int, run_dir: Path, chosen: dict[str, Any]) -> None:
         """The winning tuning trial *is* the seed-0 run (same settings and seed): copy, don't retrain.
 
-        `ensure_run` still checks the copied settings against the spec and evaluates the
-        protocols the trial skipped.
+        A seed-0 run left from an earlier choice (tuning picked other values since) is
+        replaced by the trial too. `ensure_run` still checks the copied settings against
+        the spec and evaluates the protocols the trial skipped.
         """
         trial = self.chosen_trials.get(variant.label)
-        if (seed == self.spec.tuning.seed and trial is not None and (trial / "metrics.json").is_file()
-                and not (run_dir / "metrics.json").is_file()):
-            shutil.rmtree(run_dir, ignore_errors=True)
-            run_dir.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(trial, run_dir)
+        if seed != self.spec.tuning.seed or trial is None or not (trial / "metrics.json").is_file():
+            return
+        if (run_dir / "metrics.json").is_file():
+            model_config, training = self._resolved(variant, self._layers(variant, chosen))
+            config = json.loads((run_dir / "config.json").read_text())
+            if _same_settings(config, variant, model_config, training, _epochs_trained(run_dir)):
+                return  # already this run, perhaps evaluated under more protocols than the trial
+            self.log(f"  {run_dir} was trained with values tuning no longer chooses; "
+                     f"using the winning trial {trial} instead")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run_dir.with_name(f".{run_dir.name}.partial"), ignore_errors=True)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(trial, run_dir)
 
 
 # -- collecting saved results ---------------------------------------------------------
