@@ -270,6 +270,8 @@ def reproduce(
     jobs: Annotated[int, typer.Option(help="runs trained at once, each in its own process with cores/jobs "
                                            "threads (2 on a 2-core machine is ~1.4x faster than 1)")] = 1,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say which runs are done, partly trained or "
+                                                            "still to train; train and write nothing")] = False,
 ) -> None:
     """Reproduce the paper's tables and figures on a dataset; finished runs are reused, never retrained."""
     from auxrec.experiments.reproduce import reproduce as run_reproduction
@@ -279,6 +281,9 @@ def reproduce(
         raise ConfigError("give exactly one of --dataset NAME or --spec FILE")
     loaded = load_spec(spec if spec is not None else find_spec(dataset or ""))
     reports = reports or Path("reports") / loaded.name
+    if dry_run:
+        _print_reproduction_status(loaded, target, seeds, workdir or Path("auxrec-runs") / loaded.name, reports)
+        return
     started = time.perf_counter()
     summary = run_reproduction(
         loaded, [t.strip() for t in target.split(",") if t.strip()], workdir or Path("auxrec-runs") / loaded.name,
@@ -290,6 +295,28 @@ def reproduce(
             console.print(Path(path).read_text(), highlight=False)
     console.print(f"{summary['runs']} runs; reports in {reports} "
                   f"({time.perf_counter() - started:.0f} s)", highlight=False)
+
+
+def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdir: Path, reports: Path) -> None:
+    from auxrec.experiments.reproduce import Reproduction, SeedCounts, expand_targets
+
+    targets = expand_targets([t.strip() for t in target.split(",") if t.strip()])
+    entries = Reproduction(spec, workdir, reports, progress=False).status(targets, SeedCounts.from_spec(spec, seeds))
+    states = ("done", "partial", "to train", "waits for tuning")
+    table = Table(title=f"{spec.name}: {', '.join(targets)} ({workdir})")
+    table.add_column("stage")
+    for state in states:
+        table.add_column(state, justify="right")
+    for stage in ("tuning", "run"):
+        of_stage = [e for e in entries if e["stage"] == stage]
+        if of_stage:
+            table.add_row("tuning trials" if stage == "tuning" else "runs",
+                          *(str(sum(e["state"] == state for e in of_stage)) for state in states))
+    console.print(table)
+    for entry in entries:
+        if entry["state"] != "done":
+            epoch = f" (epoch {entry['epoch']} saved)" if entry["epoch"] is not None else ""
+            console.print(f"{entry['state']}: {entry['label']} {entry['what']}{epoch}", highlight=False)
 
 
 def main() -> None:

@@ -137,6 +137,45 @@ def test_cli_renders_one_protocol_from_saved_runs(reproduced: dict) -> None:
     assert "Table 1" in result.output
 
 
+def test_dry_run_says_what_is_left_and_trains_nothing(reproduced: dict, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    work = tmp_path / "work"
+    shutil.copytree(reproduced["root"] / "work", work)
+    (work / "runs" / "bpr" / "seed-0" / "metrics.json").unlink()  # as if never finished
+    finished = work / "runs" / "sasrec" / "seed-1"  # as if interrupted after epoch 1
+    staging = finished.with_name(".seed-1.partial")
+    staging.mkdir()
+    shutil.copy(finished / "config.json", staging / "config.json")
+    torch.save({"epoch": 1}, staging / "checkpoint.pt")
+    shutil.rmtree(finished)
+    before = sorted(str(p) for p in work.rglob("*"))
+
+    result = CliRunner().invoke(app, ["reproduce", "all", "--spec", str(reproduced["root"] / "tiny.toml"),
+                                      "--workdir", str(work), "--reports", str(tmp_path / "reports"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "to train: BPR seed 0" in result.output
+    assert "partial: SASRec seed 1 (epoch 1 saved)" in result.output
+    left = [line for line in result.output.splitlines() if line.startswith(("to train", "partial", "waits"))]
+    assert len(left) == 2
+    assert sorted(str(p) for p in work.rglob("*")) == before and not (tmp_path / "reports").exists()
+
+
+def test_dry_run_before_tuning_shows_runs_waiting_for_it(tmp_path: Path) -> None:
+    from auxrec.experiments.reproduce import Reproduction
+
+    spec_path = tmp_path / "tuned.toml"
+    spec_path.write_text(TINY_SPEC + '\n[tuning]\ngrid = { learning_rate = [1e-3, 3e-3] }\n')
+    spec = load_spec(spec_path)
+    entries = Reproduction(spec, tmp_path / "work", tmp_path / "reports").status(["table1"], SeedCounts(1, 1, 1))
+    trials = [e for e in entries if e["stage"] == "tuning"]
+    runs = {e["label"]: e["state"] for e in entries if e["stage"] == "run"}
+    assert len(trials) == 14 and all(e["state"] == "to train" for e in trials)
+    assert runs["PopRec"] == "to train" and runs["SASRec+"] == "waits for tuning"
+
+
 def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["reproduce", "table9", "--spec", str(tmp_path / "missing.toml")])

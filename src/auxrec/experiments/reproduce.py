@@ -370,6 +370,70 @@ class Reproduction:
         return [{"variant": variant, "seed": seed, "metrics": result, "run": request[4]}
                 for (variant, seed), result, request in zip(plan, metrics, requests, strict=True)]
 
+    # -- what is left (``auxrec reproduce --dry-run``) ---------------------------------
+    def status(self, targets: Sequence[str], seeds: SeedCounts) -> list[dict[str, Any]]:
+        """Where every tuning trial and run of ``targets`` stands, without training anything.
+
+        One entry per trial or run: ``stage`` ("tuning" or "run"), ``label``, ``what``,
+        ``state`` ("done", "partial" with its last ``epoch``, "to train", or "waits for
+        tuning" when the values it needs are not chosen yet) and ``dir``.
+        """
+        tuning = self.spec.tuning
+        plan = planned_runs(targets, seeds)
+        labels = list(dict.fromkeys(v.tuning_label for v, _ in plan))
+        entries: list[dict[str, Any]] = []
+        chosen: dict[str, dict[str, Any]] = {}
+        winners: dict[str, Path] = {}
+        for label in labels:
+            if not tuning.trials or label in UNTUNED:
+                chosen[label] = {}
+                continue
+            variant = table1_variant(label)
+            scored = []
+            for index, trial in enumerate(tuning.trials):
+                values = dict(trial) | ({"epochs": tuning.epochs} if tuning.epochs else {})
+                run_dir = self.workdir / "tuning" / variant.key / f"trial-{index}"
+                state, epoch = self._state(variant, tuning.seed, values, run_dir)
+                entries.append({"stage": "tuning", "label": label, "what": f"trial {index + 1} {trial}",
+                                "state": state, "epoch": epoch, "dir": str(run_dir)})
+                if state == "done":
+                    protocol = self._resolved(variant, self._layers(variant, values))[1]["validation_protocol"]
+                    metrics = json.loads((run_dir / "metrics.json").read_text())
+                    scored.append((metrics["valid"][protocol]["NDCG@10"], values, run_dir))
+            if len(scored) == len(tuning.trials):
+                best = max(scored, key=lambda entry: entry[0])  # first of equals, as `tuned_values`
+                chosen[label] = dict(best[1])
+                if not tuning.epochs:
+                    winners[label] = best[2]
+        for variant, seed in plan:
+            run_dir = self.run_dir(variant, seed)
+            state, epoch = "waits for tuning", None
+            if variant.tuning_label in chosen:
+                state, epoch = self._state(variant, seed, chosen[variant.tuning_label], run_dir)
+                if state != "done" and seed == tuning.seed and variant.label in winners:
+                    state, epoch = "done", None  # the winning trial becomes this run (no training)
+            entries.append({"stage": "run", "label": variant.label, "what": f"seed {seed}", "state": state,
+                            "epoch": epoch, "dir": str(run_dir)})
+        return entries
+
+    def _state(self, variant: Variant, seed: int, chosen: dict[str, Any], run_dir: Path) -> tuple[str, int | None]:
+        """("done" | "partial" | "to train", last finished epoch of a partial run) of one run folder."""
+        model_config, training = self._resolved(variant, self._layers(variant, chosen))
+        if (run_dir / "metrics.json").is_file():
+            config = json.loads((run_dir / "config.json").read_text())
+            if config.get("seed") == seed and _same_settings(config, variant, model_config, training,
+                                                             _epochs_trained(run_dir)):
+                return "done", None
+        staging = run_dir.with_name(f".{run_dir.name}.partial")
+        if (staging / "checkpoint.pt").is_file() and (staging / "config.json").is_file():
+            config = json.loads((staging / "config.json").read_text())
+            if config.get("seed") == seed and _same_settings(config, variant, model_config, training, 0):
+                import torch
+
+                checkpoint = torch.load(staging / "checkpoint.pt", map_location="cpu", weights_only=False)
+                return "partial", int(checkpoint["epoch"])
+        return "to train", None
+
     def _adopt_chosen_trial(self, variant: Variant, seed: int, run_dir: Path, chosen: dict[str, Any]) -> None:
         """The winning tuning trial *is* the seed-0 run (same settings and seed): copy, don't retrain.
 
