@@ -160,6 +160,8 @@ def test_dry_run_says_what_is_left_and_trains_nothing(reproduced: dict, tmp_path
     assert "partial: SASRec seed 1 (epoch 1 saved)" in result.output
     left = [line for line in result.output.splitlines() if line.startswith(("to train", "partial", "waits"))]
     assert len(left) == 2
+    # Time left: SASRec's from its finished seed 0; BPR has no finished run to go by.
+    assert "h of training left" in result.output and "1 more with no finished run" in result.output
     assert sorted(str(p) for p in work.rglob("*")) == before and not (tmp_path / "reports").exists()
 
 
