@@ -298,6 +298,13 @@ class Reproduction:
         self.executor.run(tasks, finished)
         return metrics  # type: ignore[return-value]
 
+    def _trials(self, variant: Variant) -> list[tuple[int, dict[str, Any], dict[str, Any], Path]]:
+        """(index, grid point, training values, run folder) of each tuning trial of ``variant``."""
+        tuning = self.spec.tuning
+        return [(index, trial, dict(trial) | ({"epochs": tuning.epochs} if tuning.epochs else {}),
+                 self.workdir / "tuning" / variant.key / f"trial-{index}")
+                for index, trial in enumerate(tuning.trials)]
+
     def tuned_values(self, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Run the shared grid for each label that needs it; returns label → chosen values."""
         tuning = self.spec.tuning
@@ -315,9 +322,7 @@ class Reproduction:
                 results[label] = {"trials": [], "chosen": {}, "note": "no hyperparameters to tune"}
                 continue
             variant = table1_variant(label)
-            for index, trial in enumerate(trials):
-                values = dict(trial) | ({"epochs": tuning.epochs} if tuning.epochs else {})
-                run_dir = self.workdir / "tuning" / variant.key / f"trial-{index}"
+            for index, trial, values, run_dir in self._trials(variant):
                 protocol = self._resolved(variant, self._layers(variant, values))[1]["validation_protocol"]
                 requests.append((variant, tuning.seed, values, (protocol,), run_dir))
                 owners.append((label, index, trial, protocol))
@@ -390,9 +395,7 @@ class Reproduction:
                 continue
             variant = table1_variant(label)
             scored = []
-            for index, trial in enumerate(tuning.trials):
-                values = dict(trial) | ({"epochs": tuning.epochs} if tuning.epochs else {})
-                run_dir = self.workdir / "tuning" / variant.key / f"trial-{index}"
+            for index, trial, values, run_dir in self._trials(variant):
                 state, epoch = self._state(variant, tuning.seed, values, run_dir)
                 entries.append({"stage": "tuning", "label": label, "what": f"trial {index + 1} {trial}",
                                 "state": state, "epoch": epoch, "dir": str(run_dir)})
