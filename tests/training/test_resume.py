@@ -51,3 +51,30 @@ def test_resume_refuses_changed_settings(tiny_prepared, tmp_path, monkeypatch):
 
     with pytest.raises(RunError, match="settings differ"):
         runs.train_run("bpr", tiny_prepared.path, tmp_path / "run", seed=2, training_layers=TRAINING, resume=True)
+
+
+def test_versions_record_the_threads_of_every_start(tiny_prepared, tmp_path, monkeypatch):
+    """On CPU the numbers depend on the thread count, so a run says what trained it, per (re)start."""
+    import torch
+
+    def die_after_epoch_1(path, state):
+        original_save(path, state)
+        if state["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    original_save = trainer._save_checkpoint
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(trainer, "_save_checkpoint", die_after_epoch_1)
+        with pytest.raises(KeyboardInterrupt):
+            runs.train_run("sasrec", tiny_prepared.path, tmp_path / "run", model_layers=MODEL, training_layers=TRAINING)
+        monkeypatch.setattr(trainer, "_save_checkpoint", original_save)
+        torch.set_num_threads(1)
+        runs.train_run("sasrec", tiny_prepared.path, tmp_path / "run", model_layers=MODEL, training_layers=TRAINING,
+                       resume=True)
+    finally:
+        torch.set_num_threads(previous)
+    versions = json.loads((tmp_path / "run" / "versions.json").read_text())
+    assert [entry["torch_threads"] for entry in versions["trained_with"]] == [2, 1]
+    assert all(entry["device"] == "cpu" for entry in versions["trained_with"]) and versions["torch"]

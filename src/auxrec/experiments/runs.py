@@ -4,7 +4,7 @@ Folder layout::
 
     RUN/
       config.json        resolved model/training config, seed, data, source of each value
-      versions.json      Python, auxrec and library versions, platform
+      versions.json      Python, auxrec and library versions, platform; device and torch threads of each (re)start
       model/             the fitted model (reloadable without the config)
       training_log.json  one record per epoch (neural models)
       metrics.json       {"valid": {PROTOCOL: {METRIC: value}}, "test": {...}}
@@ -67,6 +67,21 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+def _versions_with_hardware(previous: Path, device: str) -> dict[str, Any]:
+    """`package_versions` plus what trained the run: on CPU, numbers depend on the thread count.
+
+    ``trained_with`` lists each (re)start of the run; a resumed run keeps the earlier entries.
+    """
+    from auxrec.training.trainer import resolve_device
+
+    resolved = resolve_device(device)
+    entry = {"device": str(resolved), "torch_threads": torch.get_num_threads(),
+             "device_name": (torch.cuda.get_device_name(resolved) if resolved.type == "cuda"
+                             else platform.processor() or platform.machine())}
+    earlier = json.loads(previous.read_text()).get("trained_with", []) if previous.is_file() else []
+    return {**package_versions(), "trained_with": earlier if earlier[-1:] == [entry] else [*earlier, entry]}
 
 
 def _save_ranks(directory: Path, dataset: PreparedDataset, result: EvaluationResult) -> None:
@@ -165,7 +180,7 @@ def train_run(
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
     _write_json(staging / "config.json", config)
-    _write_json(staging / "versions.json", package_versions())
+    _write_json(staging / "versions.json", _versions_with_hardware(staging / "versions.json", training.device))
     started = time.perf_counter()
     with seeded(seed):
         model.fit(dataset, training, seed, checkpoint_dir=staging, resume=resume)
