@@ -318,10 +318,13 @@ def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdi
             epoch = f" (epoch {entry['epoch']} saved)" if entry["epoch"] is not None else ""
             console.print(f"{entry['state']}: {entry['label']} {entry['what']}{epoch}", highlight=False)
     left, unknown = _training_time_left(entries)
-    if left or unknown:
+    if sum(entry["state"] != "done" for entry in entries) > unknown:  # some have an estimate
         console.print(f"about {left / 3600:.1f} h of training left at the pace of this work folder's finished runs "
                       "of the same model (one run at a time, as they were trained)"
                       + (f"; {unknown} more with no finished run to go by" if unknown else ""), highlight=False)
+    elif unknown:
+        console.print(f"{unknown} runs left; no finished run of the same models yet to estimate their time from",
+                      highlight=False)
 
 
 def _training_time_left(entries: list[dict[str, Any]]) -> tuple[float, int]:
