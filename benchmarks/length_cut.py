@@ -7,13 +7,14 @@ the dataset's reproduction spec says (its training section, the model's min_epoc
 learning rates given (by default those ML-100K's tuning chose). It reports test NDCG@10
 under the sampled and full protocols.
 
-A run of the reproduction with exactly these settings is reused instead of trained again
-(``--reuse-runs WORKDIR/runs``), so on ML-100K only the cut lengths cost time. On the GPU
+Settings come from the reproduction's own code (`Reproduction`), and a finished run of a
+reproduction work folder with exactly these settings is reused instead of trained again
+(``--reproduction WORKDIR``, which also supplies the prepared data), so on ML-100K only the
+cut lengths cost time. On the GPU
 machine (``--device cuda``) a 200-long ML-1M BERT4Rec run takes minutes instead of hours.
 Quality comparisons hold within one device; times are that device's.
 
-    python benchmarks/length_cut.py --dataset ml-100k --lengths 50,200 \\
-        --data auxrec-runs/ml-100k/prepared --reuse-runs auxrec-runs/ml-100k/runs
+    python benchmarks/length_cut.py --dataset ml-100k --lengths 50,200 --reproduction auxrec-runs/ml-100k
     python benchmarks/length_cut.py --dataset ml-1m --lengths 50,200 --device cuda
 """
 
@@ -25,9 +26,9 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 CHOSEN_BY_ML100K_TUNING = {"sasrec": 2e-3, "bert4rec": 5e-3}
+LABELS = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,70 +40,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="MODEL=LR,...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--data", type=Path, default=None, help="prepared dataset (default: prepare the spec's source)")
-    p.add_argument("--reuse-runs", type=Path, default=None, help="a reproduction's runs/ folder to reuse runs from")
+    p.add_argument("--reproduction", type=Path, default=None,
+                   help="a reproduction work folder: its prepared data, and its finished runs where settings match "
+                        "(default: prepare the spec's source, train everything)")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/auxrec-length-cut"))
     p.add_argument("--max-epochs", type=int, default=None, help="epoch cap (only for a smoke run)")
     p.add_argument("--out", type=Path, default=None, help="JSON (default: benchmarks/results/length_cut-DATASET.json)")
     return p.parse_args(argv)
 
 
-def reusable(run: Path, model_config: dict[str, Any], training: dict[str, Any], seed: int) -> bool:
-    """Whether ``run`` finished with these settings (and seed), by the rule reproductions use."""
-    from auxrec.training.config import same_training
-
-    if not (run / "metrics.json").is_file():
-        return False
-    config = json.loads((run / "config.json").read_text())
-    epochs_trained = len(json.loads((run / "training_log.json").read_text())["epochs"])
-    return (config["seed"] == seed and config["model_config"] == model_config
-            and same_training(config["training"], training, epochs_trained))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import dataclasses
-
     import torch
 
-    from auxrec.config import resolve_config
     from auxrec.data.loaders import load_dataset
     from auxrec.data.prepare import PrepareOptions, prepare_dataset, write_prepared
+    from auxrec.experiments.reproduce import Reproduction, table1_variant
     from auxrec.experiments.runs import package_versions, train_run
     from auxrec.experiments.specs import find_spec, load_spec
-    from auxrec.models import lookup
-    from auxrec.training.config import TrainingConfig
 
     spec = load_spec(find_spec(args.dataset))
-    data = args.data
-    if data is None:
-        data = args.workdir / args.dataset / "prepared"
-        if not (data / "manifest.json").is_file():
-            raw = load_dataset(spec.data.loader, spec.source_path(), **spec.data.options)
-            options = PrepareOptions(k_core=spec.data.k_core, min_rating=spec.data.min_rating)
-            write_prepared(prepare_dataset(raw, options), data, overwrite=True)
+    reproduction = Reproduction(spec, args.reproduction or args.workdir / args.dataset, args.workdir / "reports",
+                                progress=False)
+    data = reproduction.prepared
+    if args.reproduction is None and not (data / "manifest.json").is_file():
+        raw = load_dataset(spec.data.loader, spec.source_path(), **spec.data.options)
+        options = PrepareOptions(k_core=spec.data.k_core, min_rating=spec.data.min_rating)
+        write_prepared(prepare_dataset(raw, options), data, overwrite=True)
     rates = {m: float(v) for m, v in (pair.split("=") for pair in args.learning_rates.split(","))}
     rows = []
     for model in args.models.split(","):
-        model_spec = spec.models.get(model)
+        variant, chosen = table1_variant(LABELS[model]), {"learning_rate": rates[model]}
+        model_layers, training_layers = reproduction._layers(variant, chosen)  # as the reproduction trains it
+        spec_length = reproduction._resolved(variant, (model_layers, training_layers))[0]["max_length"]
+        reference = reproduction.run_dir(variant, args.seed)
         for length in (int(n) for n in args.lengths.split(",")):
-            model_layers = [("spec", dict(model_spec.model) if model_spec else {}), ("cut", {"max_length": length})]
-            training_layers = [("spec training", dict(spec.training)),
-                               ("spec model", dict(model_spec.training) if model_spec else {}),
-                               ("chosen", {"learning_rate": rates[model]}),
-                               ("bench", {"device": args.device, "progress": False}
-                                | ({"epochs": args.max_epochs} if args.max_epochs else {}))]
-            model_config = dataclasses.asdict(resolve_config(lookup(model)[1], model_layers)[0])
-            training = dataclasses.asdict(resolve_config(TrainingConfig, training_layers)[0])
-            reference = args.reuse_runs / model / f"seed-{args.seed}" if args.reuse_runs else None
             start = time.perf_counter()
-            if reference is not None and reusable(reference, model_config, training, args.seed):
+            if (args.reproduction is not None and length == spec_length and not args.max_epochs
+                    and reproduction._finished(variant, args.seed, chosen, reference)):
                 out, how = reference, "reused"
                 metrics = json.loads((out / "metrics.json").read_text())
             else:
                 out, how = args.workdir / args.dataset / "runs" / f"{model}-len{length}", "trained"
-                metrics = train_run(model, data, out, seed=args.seed, model_layers=model_layers,
-                                    training_layers=training_layers, protocols=("sampled", "full"), overwrite=True)
+                bench = {"device": args.device} | ({"epochs": args.max_epochs} if args.max_epochs else {})
+                metrics = train_run(model, data, out, seed=args.seed,
+                                    model_layers=[*model_layers, ("cut", {"max_length": length})],
+                                    training_layers=[*training_layers, ("bench", bench)],
+                                    protocols=("sampled", "full"), overwrite=True)
             log = json.loads((out / "training_log.json").read_text())
             best = [e["epoch"] for e in log["epochs"] if e.get("best")]
             row = {"model": model, "max_length": length, "run": str(out), "how": how,

@@ -298,7 +298,7 @@ def reproduce(
 
 
 def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdir: Path, reports: Path) -> None:
-    from auxrec.experiments.reproduce import Reproduction, SeedCounts, expand_targets
+    from auxrec.experiments.reproduce import Reproduction, SeedCounts, expand_targets, training_time_left
 
     targets = expand_targets([t.strip() for t in target.split(",") if t.strip()])
     entries = Reproduction(spec, workdir, reports, progress=False).status(targets, SeedCounts.from_spec(spec, seeds))
@@ -317,7 +317,7 @@ def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdi
         if entry["state"] != "done":
             epoch = f" (epoch {entry['epoch']} saved)" if entry["epoch"] is not None else ""
             console.print(f"{entry['state']}: {entry['label']} {entry['what']}{epoch}", highlight=False)
-    left, unknown = _training_time_left(entries)
+    left, unknown = training_time_left(entries)
     if sum(entry["state"] != "done" for entry in entries) > unknown:  # some have an estimate
         console.print(f"about {left / 3600:.1f} h of training left at the pace of this work folder's finished runs "
                       "of the same model (one run at a time, as they were trained)"
@@ -325,40 +325,6 @@ def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdi
     elif unknown:
         console.print(f"{unknown} runs left; no finished run of the same models yet to estimate their time from",
                       highlight=False)
-
-
-def _training_time_left(entries: list[dict[str, Any]]) -> tuple[float, int]:
-    """(seconds, runs without an estimate): each unfinished run costs the median training time
-    of finished runs of the same variant (else of the same model with any modalities, else of
-    the model), less the share of epochs already saved."""
-    import statistics
-
-    def kinds(entry: dict[str, Any]) -> list[str]:
-        """Most to least specific: "sasrec+text.concat", "sasrec+" (any modalities), "sasrec"."""
-        key = Path(entry["dir"]).parent.name  # the variant's folder, e.g. "sasrec+text-image-tabular.concat"
-        model = key.split("+")[0]
-        return [key, model + "+", model] if "+" in key else [key]
-
-    finished: dict[str, list[tuple[float, int]]] = {}
-    for entry in entries:
-        log = Path(entry["dir"]) / "training_log.json"
-        if entry["state"] == "done" and log.is_file():
-            record = json.loads(log.read_text())
-            if record.get("epochs"):
-                for kind in kinds(entry):
-                    finished.setdefault(kind, []).append((record["fit_seconds"], len(record["epochs"])))
-    seconds, unknown = 0.0, 0
-    for entry in entries:
-        if entry["state"] == "done":
-            continue
-        known = next((finished[kind] for kind in kinds(entry) if kind in finished), None)
-        if not known:
-            unknown += 1
-            continue
-        run_seconds = statistics.median(s for s, _ in known)
-        run_epochs = statistics.median(e for _, e in known)
-        seconds += run_seconds * max(0.0, 1 - (entry["epoch"] or 0) / run_epochs)
-    return seconds, unknown
 
 
 def main() -> None:

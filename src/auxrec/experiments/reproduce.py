@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -251,20 +252,30 @@ class Reproduction:
     ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """(metrics, _) of a finished run with the spec's settings, or (None, train_run arguments)."""
         run_dir = run_dir or self.run_dir(variant, seed)
-        model_layers, training_layers = layers = self._layers(variant, chosen)
-        model_config, training = self._resolved(variant, layers)
+        if self._finished(variant, seed, chosen, run_dir):
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            missing = tuple(p for p in protocols if p not in metrics.get("test", {}))
+            return (evaluate_run(run_dir, missing) if missing else metrics), {}
         if (run_dir / "metrics.json").is_file():
-            config = json.loads((run_dir / "config.json").read_text())
-            if _same_settings(config, variant, model_config, training, _epochs_trained(run_dir)):
-                metrics = json.loads((run_dir / "metrics.json").read_text())
-                missing = tuple(p for p in protocols if p not in metrics.get("test", {}))
-                return (evaluate_run(run_dir, missing) if missing else metrics), {}
             self.log(f"  settings of {run_dir} differ from the spec; training it again")
+        model_layers, training_layers = self._layers(variant, chosen)
         return None, {
             "model_name": variant.model, "data": self.prepared, "out": run_dir, "seed": seed,
             "model_layers": model_layers, "training_layers": training_layers, "protocols": tuple(protocols),
             "overwrite": True, "aux": variant.aux,
         }
+
+    def _matches(self, variant: Variant, seed: int, chosen: dict[str, Any], config: dict[str, Any],
+                 epochs_trained: int) -> bool:
+        """Whether a saved run ``config`` is ``variant`` with ``seed`` and the spec's settings for ``chosen``."""
+        model_config, training = self._resolved(variant, self._layers(variant, chosen))
+        return config.get("seed") == seed and _same_settings(config, variant, model_config, training, epochs_trained)
+
+    def _finished(self, variant: Variant, seed: int, chosen: dict[str, Any], run_dir: Path) -> bool:
+        """Whether ``run_dir`` holds that run, finished (so it is reused, not trained)."""
+        return ((run_dir / "metrics.json").is_file()
+                and self._matches(variant, seed, chosen, json.loads((run_dir / "config.json").read_text()),
+                                  _epochs_trained(run_dir)))
 
     def ensure_runs(
         self, requests: Sequence[tuple[Variant, int, dict[str, Any], Sequence[str], Path]],
@@ -381,7 +392,7 @@ class Reproduction:
 
         One entry per trial or run: ``stage`` ("tuning" or "run"), ``label``, ``what``,
         ``state`` ("done", "partial" with its last ``epoch``, "to train", or "waits for
-        tuning" when the values it needs are not chosen yet) and ``dir``.
+        tuning" when the values it needs are not chosen yet), ``variant`` and ``dir``.
         """
         tuning = self.spec.tuning
         plan = planned_runs(targets, seeds)
@@ -398,7 +409,7 @@ class Reproduction:
             for index, trial, values, run_dir in self._trials(variant):
                 state, epoch = self._state(variant, tuning.seed, values, run_dir)
                 entries.append({"stage": "tuning", "label": label, "what": f"trial {index + 1} {trial}",
-                                "state": state, "epoch": epoch, "dir": str(run_dir)})
+                                "variant": variant, "state": state, "epoch": epoch, "dir": str(run_dir)})
                 if state == "done":
                     protocol = self._resolved(variant, self._layers(variant, values))[1]["validation_protocol"]
                     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -415,22 +426,17 @@ class Reproduction:
                 state, epoch = self._state(variant, seed, chosen[variant.tuning_label], run_dir)
                 if state != "done" and seed == tuning.seed and variant.label in winners:
                     state, epoch = "done", None  # the winning trial becomes this run (no training)
-            entries.append({"stage": "run", "label": variant.label, "what": f"seed {seed}", "state": state,
-                            "epoch": epoch, "dir": str(run_dir)})
+            entries.append({"stage": "run", "label": variant.label, "what": f"seed {seed}", "variant": variant,
+                            "state": state, "epoch": epoch, "dir": str(run_dir)})
         return entries
 
     def _state(self, variant: Variant, seed: int, chosen: dict[str, Any], run_dir: Path) -> tuple[str, int | None]:
         """("done" | "partial" | "to train", last finished epoch of a partial run) of one run folder."""
-        model_config, training = self._resolved(variant, self._layers(variant, chosen))
-        if (run_dir / "metrics.json").is_file():
-            config = json.loads((run_dir / "config.json").read_text())
-            if config.get("seed") == seed and _same_settings(config, variant, model_config, training,
-                                                             _epochs_trained(run_dir)):
-                return "done", None
+        if self._finished(variant, seed, chosen, run_dir):
+            return "done", None
         staging = run_dir.with_name(f".{run_dir.name}.partial")
         if (staging / "checkpoint.pt").is_file() and (staging / "config.json").is_file():
-            config = json.loads((staging / "config.json").read_text())
-            if config.get("seed") == seed and _same_settings(config, variant, model_config, training, 0):
+            if self._matches(variant, seed, chosen, json.loads((staging / "config.json").read_text()), 0):
                 import torch
 
                 checkpoint = torch.load(staging / "checkpoint.pt", map_location="cpu", weights_only=False)
@@ -447,17 +453,46 @@ class Reproduction:
         trial = self.chosen_trials.get(variant.label)
         if seed != self.spec.tuning.seed or trial is None or not (trial / "metrics.json").is_file():
             return
+        if self._finished(variant, seed, chosen, run_dir):
+            return  # already this run, perhaps evaluated under more protocols than the trial
         if (run_dir / "metrics.json").is_file():
-            model_config, training = self._resolved(variant, self._layers(variant, chosen))
-            config = json.loads((run_dir / "config.json").read_text())
-            if _same_settings(config, variant, model_config, training, _epochs_trained(run_dir)):
-                return  # already this run, perhaps evaluated under more protocols than the trial
             self.log(f"  {run_dir} was trained with values tuning no longer chooses; "
                      f"using the winning trial {trial} instead")
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.rmtree(run_dir.with_name(f".{run_dir.name}.partial"), ignore_errors=True)
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(trial, run_dir)
+
+
+def training_time_left(entries: Sequence[dict[str, Any]]) -> tuple[float, int]:
+    """(seconds, runs without an estimate) for the unfinished entries of `Reproduction.status`.
+
+    Each costs the median training time of finished runs of the same variant (else of the
+    same model with any modalities, else of the model), less the share of epochs saved.
+    """
+    def kinds(variant: Variant) -> list[str]:
+        return [variant.key, variant.model + "+", variant.model] if variant.aux else [variant.key]
+
+    finished: dict[str, list[tuple[float, int]]] = {}
+    for entry in entries:
+        log = Path(entry["dir"]) / "training_log.json"
+        if entry["state"] == "done" and log.is_file():
+            record = json.loads(log.read_text())
+            if record.get("epochs"):
+                for kind in kinds(entry["variant"]):
+                    finished.setdefault(kind, []).append((record["fit_seconds"], len(record["epochs"])))
+    seconds, unknown = 0.0, 0
+    for entry in entries:
+        if entry["state"] == "done":
+            continue
+        known = next((finished[kind] for kind in kinds(entry["variant"]) if kind in finished), None)
+        if not known:
+            unknown += 1
+            continue
+        run_seconds = statistics.median(s for s, _ in known)
+        run_epochs = statistics.median(e for _, e in known)
+        seconds += run_seconds * max(0.0, 1 - (entry["epoch"] or 0) / run_epochs)
+    return seconds, unknown
 
 
 # -- collecting saved results ---------------------------------------------------------
