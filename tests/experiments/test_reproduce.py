@@ -124,6 +124,7 @@ def test_changed_settings_retrain_only_that_run(reproduced: dict, tmp_path: Path
     reproduce(spec, ["table1"], root / "work", tmp_path / "reports", log=lines.append, progress=False)
     retrained = [line for line in lines if line.startswith("[") and not line.endswith("(reused)")]
     assert len(retrained) == 1 and "BPR" in retrained[0]
+    assert any(line.endswith("differ from the spec; training it again") for line in lines)
 
 
 def test_cli_renders_one_protocol_from_saved_runs(reproduced: dict) -> None:

@@ -257,7 +257,10 @@ class Reproduction:
             missing = tuple(p for p in protocols if p not in metrics.get("test", {}))
             return (evaluate_run(run_dir, missing) if missing else metrics), {}
         if (run_dir / "metrics.json").is_file():
-            self.log(f"  settings of {run_dir} differ from the spec; training it again")
+            state, epoch = self._state(variant, seed, chosen, run_dir)
+            again = (f"resuming its retraining from epoch {epoch}" if state == "partial"
+                     else "training it again")
+            self.log(f"  settings of {run_dir} differ from the spec; {again}")
         model_layers, training_layers = self._layers(variant, chosen)
         return None, {
             "model_name": variant.model, "data": self.prepared, "out": run_dir, "seed": seed,
