@@ -1,4 +1,4 @@
-"""Atomic output: complete file or nothing, ordinary permissions."""
+"""Atomic output: complete file or nothing, ordinary permissions; one holder per locked folder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from auxrec.io import atomic_output, write_json_atomic, write_text_atomic
+from auxrec.exceptions import FolderBusy
+from auxrec.io import atomic_output, exclusive_folder, write_json_atomic, write_text_atomic
 
 
 def test_written_files_are_complete_and_world_readable(tmp_path: Path) -> None:
@@ -28,3 +29,14 @@ def test_a_failed_write_leaves_the_previous_version_and_no_temporary(tmp_path: P
         raise RuntimeError("crash while writing")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_a_held_folder_refuses_a_second_holder_until_released(tmp_path: Path) -> None:
+    import os
+
+    with exclusive_folder(tmp_path / "work", "first job"):
+        with pytest.raises(FolderBusy, match=f"in use by pid {os.getpid()} \\(second job\\)"), \
+                exclusive_folder(tmp_path / "work", "second job"):
+            pass
+    with exclusive_folder(tmp_path / "work", "second job"):  # released: free again
+        pass

@@ -18,6 +18,10 @@ class ConfigError(AuxrecError):
     """A configuration value or name is invalid."""
 
 
+class FolderBusy(AuxrecError):
+    """Another process is working in a folder that one job must have to itself."""
+
+
 class RunError(AuxrecError):
     """A run folder is missing, incomplete or inconsistent."""
 

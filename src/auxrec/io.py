@@ -4,6 +4,9 @@ Everything auxrec writes goes through `atomic_output`: the content is written to
 temporary file in the destination's folder, made world-readable like an ordinary file
 (``mkstemp`` creates 0600), then renamed over the destination. A crash or Ctrl-C leaves
 no half-written file behind that a later run could mistake for a finished one.
+
+`exclusive_folder` keeps two long jobs (say, two `auxrec reproduce` on one work folder)
+from training the same runs into the same files at once.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from auxrec.exceptions import FolderBusy
 
 FILE_MODE = 0o644
 
@@ -73,3 +78,37 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: Path | str, purpose: str) -> Iterator[None]:
+    """Hold ``folder`` (an advisory lock on ``folder/.lock``) for the block.
+
+    A second holder gets a one-line `FolderBusy` naming the first one's pid, instead of
+    both writing the same checkpoints. The kernel drops the lock when its process dies, so
+    a killed job never leaves the folder locked. Where ``fcntl`` does not exist (Windows)
+    the folder is not locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise FolderBusy(f"{folder} is in use by {holder} ({purpose}); wait for it to finish or stop it, "
+                             "then run this again (finished and partly trained runs are kept)") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

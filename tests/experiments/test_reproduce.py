@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-from auxrec.cli import app
+from auxrec.cli import USER_ERROR_EXIT_CODE, app
 from auxrec.exceptions import ConfigError
 from auxrec.experiments.reproduce import (
     ABLATION_ROWS,
@@ -164,6 +164,26 @@ def test_dry_run_says_what_is_left_and_trains_nothing(reproduced: dict, tmp_path
     # Time left: SASRec's from its finished seed 0; BPR has no finished run to go by.
     assert "h of training left" in result.output and "1 more with no finished run" in result.output
     assert sorted(str(p) for p in work.rglob("*")) == before and not (tmp_path / "reports").exists()
+
+
+def test_a_second_reproduction_may_render_but_not_train_in_a_busy_work_folder(reproduced: dict,
+                                                                               tmp_path: Path) -> None:
+    import shutil
+
+    from auxrec.io import exclusive_folder
+
+    work = tmp_path / "work"
+    shutil.copytree(reproduced["root"] / "work", work)
+    command = ["reproduce", "table1", "--spec", str(reproduced["root"] / "tiny.toml"), "--workdir", str(work),
+               "--no-progress"]
+    with exclusive_folder(work, "a long reproduction"):
+        rendered = CliRunner().invoke(app, [*command, "--reports", str(tmp_path / "a")])
+        assert rendered.exit_code == 0, rendered.output  # every run finished: nothing to write in work/
+        (work / "runs" / "bpr" / "seed-0" / "metrics.json").unlink()
+        refused = CliRunner().invoke(app, [*command, "--reports", str(tmp_path / "b")])
+    assert refused.exit_code == USER_ERROR_EXIT_CODE
+    assert "is in use by pid" in refused.output and "Traceback" not in refused.output
+    assert not (work / "runs" / "bpr" / "seed-0" / "metrics.json").exists()
 
 
 def test_dry_run_before_tuning_shows_runs_waiting_for_it(tmp_path: Path) -> None:

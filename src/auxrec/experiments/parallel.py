@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -51,10 +52,36 @@ def train_or_restart(arguments: dict[str, Any]) -> tuple[dict[str, Any], float]:
     return metrics, time.perf_counter() - started
 
 
-def _init_worker(threads: int) -> None:
+def exit_when_orphaned(parent_pid: int, interval: float = 1.0,
+                       exit: Callable[[int], object] = os._exit) -> threading.Thread:
+    """Watch (in a daemon thread) for the parent's death and then ``exit``.
+
+    A pool worker outlives a parent that is killed (``kill``, the end of a session),
+    and would go on training a run whose folder a restarted reproduction resumes at the
+    same time: two processes writing one checkpoint. On its parent's death a process is
+    re-parented, so its parent pid changes.
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        exit(1)
+
+    watcher = threading.Thread(target=watch, name="exit-when-orphaned", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def _init_worker(threads: int, parent_pid: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    exit_when_orphaned(parent_pid)
+
+
+def worker_pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    """Spawned processes with ``threads`` torch threads each, that exit if this process dies."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads, os.getpid()))
 
 
 class RunExecutor:
@@ -76,9 +103,7 @@ class RunExecutor:
             for index, arguments in enumerate(tasks):
                 on_done(index, *train_or_restart(arguments))
             return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=context,
-                                 initializer=_init_worker, initargs=(self.threads,)) as pool:
+        with worker_pool(min(self.jobs, len(tasks)), self.threads) as pool:
             pending: dict[Future[tuple[dict[str, Any], float]], int] = {
                 pool.submit(train_or_restart, arguments): index for index, arguments in enumerate(tasks)
             }

@@ -22,6 +22,7 @@ recorded in ``REPORTS/tuning.json``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -38,6 +39,7 @@ from auxrec.exceptions import ConfigError
 from auxrec.experiments.parallel import RunExecutor, train_or_restart
 from auxrec.experiments.runs import evaluate_run, load_run
 from auxrec.experiments.specs import MODALITIES, ReproductionSpec
+from auxrec.io import exclusive_folder
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.io import write_text_atomic
 from auxrec.models import lookup
@@ -176,6 +178,29 @@ class Reproduction:
         self.prepared = self.workdir / "prepared"
         self.runs = self.workdir / "runs"
         self.chosen_trials: dict[str, Path] = {}  # label → run folder of its chosen tuning trial
+        self._workdir_lock: contextlib.ExitStack | None = None
+
+    # -- one writer per work folder ------------------------------------------------------
+    def __enter__(self) -> Reproduction:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._workdir_lock is not None:
+            self._workdir_lock.close()
+            self._workdir_lock = None
+
+    def _hold_workdir(self) -> None:
+        """Take the work folder for this process (until `__exit__`) before it prepares data or trains.
+
+        Two reproductions training into one work folder would resume the same checkpoints at
+        once; the second is refused with a one-line error instead. It is taken only when
+        something must be written, so rendering reports from finished runs still works while
+        a long reproduction trains the rest.
+        """
+        if self._workdir_lock is None:
+            stack = contextlib.ExitStack()
+            stack.enter_context(exclusive_folder(self.workdir, f"auxrec reproduce --dataset {self.spec.name}"))
+            self._workdir_lock = stack
 
     # -- data -----------------------------------------------------------------------
     def ensure_data(self) -> Path:
@@ -185,6 +210,7 @@ class Reproduction:
 
         data = self.spec.data
         if not (self.prepared / "manifest.json").is_file():
+            self._hold_workdir()
             source = self.spec.source_path()
             if data.synthetic_preset is not None and (source is None or not source.exists()):
                 from auxrec.data.synthetic import SyntheticConfig, write_synthetic
@@ -290,15 +316,12 @@ class Reproduction:
         ``how`` "reused" or the training time.
         """
         metrics: list[dict[str, Any] | None] = [None] * len(requests)
-        tasks, task_index = [], []
-        for index, (variant, seed, chosen, protocols, run_dir) in enumerate(requests):
-            reused, arguments = self._reuse_or_plan(variant, seed, chosen, protocols, run_dir)
-            if reused is not None:
-                metrics[index] = reused
-                describe(index, reused, "reused")
-            else:
-                tasks.append(arguments)
-                task_index.append(index)
+        if any(not self._finished(variant, seed, chosen, run_dir) for variant, seed, chosen, _, run_dir in requests):
+            self._hold_workdir()  # before planning: a run another process was training may finish meanwhile
+        tasks, task_index = self._plan(requests, metrics)
+        for index, result in enumerate(metrics):
+            if result is not None:
+                describe(index, result, "reused")
 
         # Longest first, so that with several jobs no core idles at the end behind one
         # slow transformer (BERT4Rec's masked training needs the most epochs).
@@ -311,6 +334,19 @@ class Reproduction:
 
         self.executor.run(tasks, finished)
         return metrics  # type: ignore[return-value]
+
+    def _plan(self, requests: Sequence[tuple[Variant, int, dict[str, Any], Sequence[str], Path]],
+              metrics: list[dict[str, Any] | None]) -> tuple[list[dict[str, Any]], list[int]]:
+        """Fill ``metrics`` of finished requests; (train_run arguments, request index) of the others."""
+        tasks, task_index = [], []
+        for index, (variant, seed, chosen, protocols, run_dir) in enumerate(requests):
+            reused, arguments = self._reuse_or_plan(variant, seed, chosen, protocols, run_dir)
+            if reused is not None:
+                metrics[index] = reused
+            else:
+                tasks.append(arguments)
+                task_index.append(index)
+        return tasks, task_index
 
     def _trials(self, variant: Variant) -> list[tuple[int, dict[str, Any], dict[str, Any], Path]]:
         """(index, grid point, training values, run folder) of each tuning trial of ``variant``."""
@@ -458,6 +494,7 @@ class Reproduction:
             return
         if self._finished(variant, seed, chosen, run_dir):
             return  # already this run, perhaps evaluated under more protocols than the trial
+        self._hold_workdir()
         if (run_dir / "metrics.json").is_file():
             self.log(f"  {run_dir} was trained with values tuning no longer chooses; "
                      f"using the winning trial {trial} instead")
@@ -664,12 +701,12 @@ def reproduce(
         check_protocol(protocol)
     counts = SeedCounts.from_spec(spec, seeds)
     started = time.perf_counter()
-    reproduction = Reproduction(spec, workdir, reports, log, progress, jobs)
-    reproduction.ensure_data()
-    # Runs are always evaluated under every protocol of the spec, so a later report for
-    # another protocol needs no retraining.
-    records = reproduction.run(chosen_targets, counts, list(dict.fromkeys([*spec.protocols, *protocols])))
-    written = render(reproduction, chosen_targets, records, counts, protocols)
+    with Reproduction(spec, workdir, reports, log, progress, jobs) as reproduction:
+        reproduction.ensure_data()
+        # Runs are always evaluated under every protocol of the spec, so a later report for
+        # another protocol needs no retraining.
+        records = reproduction.run(chosen_targets, counts, list(dict.fromkeys([*spec.protocols, *protocols])))
+        written = render(reproduction, chosen_targets, records, counts, protocols)
     seconds = time.perf_counter() - started
     summary = {"dataset": spec.name, "targets": chosen_targets, "protocols": protocols,
                "seeds": dataclasses.asdict(counts), "runs": len(records), "jobs": jobs,
