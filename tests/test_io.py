@@ -34,9 +34,9 @@ def test_a_failed_write_leaves_the_previous_version_and_no_temporary(tmp_path: P
 def test_a_held_folder_refuses_a_second_holder_until_released(tmp_path: Path) -> None:
     import os
 
-    with exclusive_folder(tmp_path / "work", "first job"):
-        with pytest.raises(FolderBusy, match=f"in use by pid {os.getpid()} \\(second job\\)"), \
-                exclusive_folder(tmp_path / "work", "second job"):
-            pass
+    with exclusive_folder(tmp_path / "work", "first job"), \
+            pytest.raises(FolderBusy, match=f"in use by pid {os.getpid()} \\(second job\\)"), \
+            exclusive_folder(tmp_path / "work", "second job"):
+        pass
     with exclusive_folder(tmp_path / "work", "second job"):  # released: free again
         pass

@@ -299,6 +299,7 @@ def reproduce(
 
 def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdir: Path, reports: Path) -> None:
     from auxrec.experiments.reproduce import Reproduction, SeedCounts, expand_targets, training_time_left
+    from auxrec.io import folder_holder
 
     targets = expand_targets([t.strip() for t in target.split(",") if t.strip()])
     entries = Reproduction(spec, workdir, reports, progress=False).status(targets, SeedCounts.from_spec(spec, seeds))
@@ -313,6 +314,9 @@ def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdi
             table.add_row("tuning trials" if stage == "tuning" else "runs",
                           *(str(sum(e["state"] == state for e in of_stage)) for state in states))
     console.print(table)
+    holder = folder_holder(workdir)
+    if holder is not None:
+        console.print(f"training now: {holder} holds {workdir}", highlight=False)
     for entry in entries:
         if entry["state"] != "done":
             epoch = f" (epoch {entry['epoch']} saved)" if entry["epoch"] is not None else ""

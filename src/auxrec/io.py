@@ -80,6 +80,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def folder_holder(folder: Path | str) -> str | None:
+    """Who holds ``folder`` through `exclusive_folder` ("pid N"), or None when nobody does."""
+    if not (Path(folder) / ".lock").is_file():
+        return None
+    try:
+        with exclusive_folder(folder, "a check"):
+            return None
+    except FolderBusy:
+        text = (Path(folder) / ".lock").read_text(encoding="utf-8").strip()
+        return text or "another process"
+
+
 @contextlib.contextmanager
 def exclusive_folder(folder: Path | str, purpose: str) -> Iterator[None]:
     """Hold ``folder`` (an advisory lock on ``folder/.lock``) for the block.

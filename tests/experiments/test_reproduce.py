@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,8 @@ def test_a_second_reproduction_may_render_but_not_train_in_a_busy_work_folder(re
         assert rendered.exit_code == 0, rendered.output  # every run finished: nothing to write in work/
         (work / "runs" / "bpr" / "seed-0" / "metrics.json").unlink()
         refused = CliRunner().invoke(app, [*command, "--reports", str(tmp_path / "b")])
+        status = CliRunner().invoke(app, [*command, "--reports", str(tmp_path / "b"), "--dry-run"])
+    assert status.exit_code == 0 and f"training now: pid {os.getpid()} holds" in status.output
     assert refused.exit_code == USER_ERROR_EXIT_CODE
     assert "is in use by pid" in refused.output and "Traceback" not in refused.output
     assert not (work / "runs" / "bpr" / "seed-0" / "metrics.json").exists()

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from auxrec.config import resolve_config
 from auxrec.evaluation.metrics import METRIC_NAMES
@@ -39,9 +39,8 @@ from auxrec.exceptions import ConfigError
 from auxrec.experiments.parallel import RunExecutor, train_or_restart
 from auxrec.experiments.runs import evaluate_run, load_run
 from auxrec.experiments.specs import MODALITIES, ReproductionSpec
-from auxrec.io import exclusive_folder
+from auxrec.io import exclusive_folder, write_text_atomic
 from auxrec.io import write_json_atomic as _write_json
-from auxrec.io import write_text_atomic
 from auxrec.models import lookup
 from auxrec.training.config import TrainingConfig, same_training
 
@@ -181,7 +180,7 @@ class Reproduction:
         self._workdir_lock: contextlib.ExitStack | None = None
 
     # -- one writer per work folder ------------------------------------------------------
-    def __enter__(self) -> Reproduction:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
