@@ -272,6 +272,9 @@ def reproduce(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only say which runs are done, partly trained or "
                                                             "still to train; train and write nothing")] = False,
+    finished_only: Annotated[bool, typer.Option("--finished-only", help="interim reports from the runs finished so "
+                                                                        "far; train nothing (works while another "
+                                                                        "reproduction trains)")] = False,
 ) -> None:
     """Reproduce the paper's tables and figures on a dataset; finished runs are reused, never retrained."""
     from auxrec.experiments.reproduce import reproduce as run_reproduction
@@ -289,6 +292,7 @@ def reproduce(
         loaded, [t.strip() for t in target.split(",") if t.strip()], workdir or Path("auxrec-runs") / loaded.name,
         reports, protocols=protocol, seeds=seeds,
         log=lambda text: console.print(text, highlight=False), progress=progress, jobs=jobs,
+        finished_only=finished_only,
     )
     for path in summary["files"]:
         if str(path).endswith(".md") and "table" in Path(path).name:

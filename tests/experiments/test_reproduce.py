@@ -189,6 +189,30 @@ def test_a_second_reproduction_may_render_but_not_train_in_a_busy_work_folder(re
     assert not (work / "runs" / "bpr" / "seed-0" / "metrics.json").exists()
 
 
+def test_finished_only_renders_interim_tables_from_what_is_done(reproduced: dict, tmp_path: Path) -> None:
+    import shutil
+
+    from auxrec.io import exclusive_folder
+
+    work = tmp_path / "work"
+    shutil.copytree(reproduced["root"] / "work", work)
+    shutil.rmtree(work / "runs" / "sasrec" / "seed-1")  # still training, say
+    before = sorted(str(p) for p in work.rglob("*") if p.name != ".lock")
+    with exclusive_folder(work, "a long reproduction"):  # finished-only needs no lock
+        result = CliRunner().invoke(app, ["reproduce", "table1,table2,figure2", "--spec",
+                                          str(reproduced["root"] / "tiny.toml"), "--workdir", str(work),
+                                          "--reports", str(tmp_path / "interim"), "--finished-only", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert sorted(str(p) for p in work.rglob("*") if p.name != ".lock") == before  # nothing trained or copied
+    saved = json.loads((reproduced["root"] / "reports" / "table2-sampled.json").read_text())["per_seed_ndcg@10"]
+    interim = json.loads((tmp_path / "interim" / "table2-sampled.json").read_text())
+    assert interim["per_seed_ndcg@10"]["SASRec"] == {"0": saved["SASRec"]["0"]}
+    assert interim["tests"]["SASRec+"]["n"] == 1 and interim["tests"]["BERT4Rec+"]["n"] == 2
+    assert "interim" in (tmp_path / "interim" / "table1-sampled.md").read_text()
+    assert (tmp_path / "interim" / "figure2-case-study.png").is_file()
+    assert "interim: finished runs only" in (tmp_path / "interim" / "README.md").read_text()
+
+
 def test_dry_run_before_tuning_shows_runs_waiting_for_it(tmp_path: Path) -> None:
     from auxrec.experiments.reproduce import Reproduction
 
@@ -200,6 +224,8 @@ def test_dry_run_before_tuning_shows_runs_waiting_for_it(tmp_path: Path) -> None
     runs = {e["label"]: e["state"] for e in entries if e["stage"] == "run"}
     assert len(trials) == 14 and all(e["state"] == "to train" for e in trials)
     assert runs["PopRec"] == "to train" and runs["SASRec+"] == "waits for tuning"
+    with pytest.raises(ConfigError, match="nothing has finished"):
+        reproduce(spec, ["table1"], tmp_path / "work", tmp_path / "reports", finished_only=True, progress=False)
 
 
 def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
@@ -223,6 +249,8 @@ def test_shipped_specs_are_valid() -> None:
 
 
 def test_tuning_gives_every_model_the_same_trials_and_reuses_the_winner(tmp_path: Path) -> None:
+    import shutil
+
     spec_path = tmp_path / "tuned.toml"
     spec_path.write_text(TINY_SPEC + '\n[tuning]\ngrid = { learning_rate = [1e-3, 3e-3] }\n')
     spec = load_spec(spec_path)
@@ -247,6 +275,25 @@ def test_tuning_gives_every_model_the_same_trials_and_reuses_the_winner(tmp_path
     assert all(line.endswith("(reused)") for line in lines if line.startswith("["))
     assert any("tuning no longer chooses" in line for line in lines)
     assert json.loads(config_path.read_text())["training"]["learning_rate"] == chosen
+    # An interim report reads a winning trial where it lies, before it is copied to seed 0.
+    shutil.rmtree(config_path.parent)
+    lines.clear()
+    reproduce(spec, ["table1"], tmp_path / "work", tmp_path / "interim", log=lines.append, progress=False,
+              finished_only=True)
+    assert not config_path.parent.exists()
+    assert "finished runs only: 8 of 8 planned runs" in lines
+    import csv
+
+    with open(tmp_path / "interim" / "runs.csv", newline="") as stream:
+        labels = {row["label"] for row in csv.DictReader(stream)}
+    assert labels == {v.label for v in TABLE1}  # SASRec's seed 0 read from its winning trial
+    # A model whose tuning is unfinished has no chosen values yet: its runs are left out.
+    (tmp_path / "work" / "tuning" / "bert4rec" / "trial-1" / "metrics.json").unlink()
+    lines.clear()
+    reproduce(spec, ["table1"], tmp_path / "work", tmp_path / "interim", log=lines.append, progress=False,
+              finished_only=True)
+    assert "tuning BERT4Rec: not finished; its runs are left out" in lines
+    assert "finished runs only: 7 of 8 planned runs" in lines
 
 
 def test_parallel_jobs_give_the_same_runs_as_training_inline(tmp_path: Path) -> None:

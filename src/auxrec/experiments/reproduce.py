@@ -166,9 +166,11 @@ class Reproduction:
 
     def __init__(
         self, spec: ReproductionSpec, workdir: Path, reports: Path, log: Callable[[str], None] = print,
-        progress: bool = True, jobs: int = 1,
+        progress: bool = True, jobs: int = 1, finished_only: bool = False,
     ) -> None:
         self.spec = spec
+        # Interim reports while a long reproduction trains: use finished runs, train nothing.
+        self.finished_only = finished_only
         self.executor = RunExecutor(jobs)
         self.workdir = Path(workdir)
         self.reports = Path(reports)
@@ -177,6 +179,7 @@ class Reproduction:
         self.prepared = self.workdir / "prepared"
         self.runs = self.workdir / "runs"
         self.chosen_trials: dict[str, Path] = {}  # label → run folder of its chosen tuning trial
+        self.used_dirs: dict[tuple[str, int], Path] = {}  # (variant key, seed) → folder the records came from
         self._workdir_lock: contextlib.ExitStack | None = None
 
     # -- one writer per work folder ------------------------------------------------------
@@ -208,6 +211,10 @@ class Reproduction:
         from auxrec.data.prepare import PrepareOptions, prepare_dataset, write_prepared
 
         data = self.spec.data
+        if self.finished_only:  # finished runs were trained on this data, features and all
+            if not (self.prepared / "manifest.json").is_file():
+                raise ConfigError(f"nothing has finished in {self.workdir} yet (its data is not even prepared)")
+            return self.prepared
         if not (self.prepared / "manifest.json").is_file():
             self._hold_workdir()
             source = self.spec.source_path()
@@ -260,6 +267,11 @@ class Reproduction:
     # -- runs -----------------------------------------------------------------------
     def run_dir(self, variant: Variant, seed: int) -> Path:
         return self.runs / variant.key / f"seed-{seed}"
+
+    def used_dir(self, variant: Variant, seed: int) -> Path:
+        """The folder `run` took this run's results from (its run folder, or in an interim
+        report perhaps the winning tuning trial)."""
+        return self.used_dirs.get((variant.key, seed), self.run_dir(variant, seed))
 
     def ensure_run(
         self, variant: Variant, seed: int, chosen: dict[str, Any], protocols: Sequence[str],
@@ -371,6 +383,11 @@ class Reproduction:
                 results[label] = {"trials": [], "chosen": {}, "note": "no hyperparameters to tune"}
                 continue
             variant = table1_variant(label)
+            if self.finished_only and not all(self._finished(variant, tuning.seed, values, run_dir)
+                                              for _, _, values, run_dir in self._trials(variant)):
+                self.log(f"tuning {label}: not finished; its runs are left out")
+                del chosen[label]
+                continue
             for index, trial, values, run_dir in self._trials(variant):
                 protocol = self._resolved(variant, self._layers(variant, values))[1]["validation_protocol"]
                 requests.append((variant, tuning.seed, values, (protocol,), run_dir))
@@ -403,10 +420,23 @@ class Reproduction:
         chosen = self.tuned_values(labels)
         first = protocols[0]
         requests = []
+        if self.finished_only:
+            plan = [(variant, seed) for variant, seed in plan if variant.tuning_label in chosen]
         for variant, seed in plan:
             run_dir = self.run_dir(variant, seed)
-            self._adopt_chosen_trial(variant, seed, run_dir, chosen[variant.tuning_label])
-            requests.append((variant, seed, chosen[variant.tuning_label], protocols, run_dir))
+            values = chosen[variant.tuning_label]
+            if not self.finished_only:
+                self._adopt_chosen_trial(variant, seed, run_dir, values)
+            elif not self._finished(variant, seed, values, run_dir):
+                trial = self.chosen_trials.get(variant.label)
+                if seed != self.spec.tuning.seed or trial is None:
+                    continue  # not trained yet: left out of the interim report
+                run_dir = trial  # the winning trial is this run; read it where it lies
+            self.used_dirs[(variant.key, seed)] = run_dir
+            requests.append((variant, seed, values, protocols, run_dir))
+        if self.finished_only:
+            self.log(f"finished runs only: {len(requests)} of {len(planned_runs(targets, seeds))} planned runs")
+            plan = [(variant, seed) for variant, seed, *_ in requests]
         progress = _progress_bar(self.progress, len(plan))
         with progress:
             task = progress.add_task(f"runs ({self.executor.jobs} at a time)", total=len(plan))
@@ -589,6 +619,7 @@ def render(
     out = reproduction.reports
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    interim = " — interim: the runs finished so far" if reproduction.finished_only else ""
     for protocol in protocols:
         results = collect(records, protocol)
         if "table1" in targets:
@@ -600,13 +631,14 @@ def render(
                     means[variant.label] = {m: mean for m, (mean, _) in spread.items()}
                     stds[variant.label] = {m: std for m, (_, std) in spread.items()}
             table = tables.table1(f"table1-{protocol}", f"Table 1 — {spec.name}, test, {protocol} "
-                                  f"({seeds.table1} seed(s))", means, BASELINES, stds=stds)
+                                  f"({seeds.table1} seed(s)){interim}", means, BASELINES, stds=stds)
             written += table.write(out)
         if "table2" in targets:
             per_seed_ndcg = {label: {s: results[label][s]["NDCG@10"] for s in range(seeds.table2)
                                      if s in results.get(label, {})} for pair in PAIRS for label in pair}
             table, tests = tables.table2(f"table2-{protocol}", f"Table 2 — {spec.name}, test NDCG@10, {protocol}: "
-                                         "paired t-test with and without auxiliary information", per_seed_ndcg, PAIRS)
+                                         f"paired t-test with and without auxiliary information{interim}", per_seed_ndcg,
+                                         PAIRS)
             written += table.write(out)
             path = out / f"table2-{protocol}.json"
             _write_json(path, {"per_seed_ndcg@10": per_seed_ndcg,
@@ -619,14 +651,18 @@ def render(
                           if s in results.get(variant.label, {})]
                 mean, std = tables.mean_and_std(scores)
                 values.setdefault(family, {})[row] = (mean, std, len(scores))
-            table = tables.table3(f"table3-{protocol}", f"Table 3 — {spec.name}, ablation, test NDCG@10, {protocol}",
+            table = tables.table3(f"table3-{protocol}", f"Table 3 — {spec.name}, ablation, test NDCG@10, {protocol}{interim}",
                                   values, [row for row, _, _ in ABLATION_ROWS])
             written += table.write(out)
     written += _write_runs_csv(records, out)
-    if "figure2" in targets:
-        written += _figure2(reproduction)
-    if "figure3" in targets:
-        written += _figure3(reproduction)
+    for figure, labels, draw in (("figure2", FIGURE2_MODELS, _figure2), ("figure3", ("SASRec+",), _figure3)):
+        if figure not in targets:
+            continue
+        missing = [label for label in labels if (table1_variant(label).key, 0) not in reproduction.used_dirs]
+        if missing:  # only in an interim report: otherwise every planned run exists by now
+            reproduction.log(f"{figure}: left out, waiting for the seed-0 run of {', '.join(missing)}")
+        else:
+            written += draw(reproduction)
     return written
 
 
@@ -657,7 +693,7 @@ def _figure2(reproduction: Reproduction) -> list[Path]:
 
     models, dataset = {}, None
     for label in FIGURE2_MODELS:
-        _, model, dataset = load_run(reproduction.run_dir(table1_variant(label), 0))
+        _, model, dataset = load_run(reproduction.used_dir(table1_variant(label), 0))
         models[label] = model
     figures = reproduction.spec.figures
     users = case_study(dataset, models, n_users=figures.case_study_users, n_recent=figures.case_study_recent, seed=0)
@@ -674,7 +710,7 @@ def _figure3(reproduction: Reproduction) -> list[Path]:
     from auxrec.reporting.analysis import attention_analysis
     from auxrec.reporting.figures import plot_attention_heatmap, plot_elbow
 
-    _, model, dataset = load_run(reproduction.run_dir(table1_variant("SASRec+"), 0))
+    _, model, dataset = load_run(reproduction.used_dir(table1_variant("SASRec+"), 0))
     figures = reproduction.spec.figures
     analysis = attention_analysis(dataset, model, n_clusters=figures.attention_clusters,
                                   set_size=figures.attention_set_size, seed=0)
@@ -689,9 +725,12 @@ def _figure3(reproduction: Reproduction) -> list[Path]:
 def reproduce(
     spec: ReproductionSpec, targets: Sequence[str], workdir: Path, reports: Path,
     protocols: Sequence[str] | None = None, seeds: int | None = None, log: Callable[[str], None] = print,
-    progress: bool = True, jobs: int = 1,
+    progress: bool = True, jobs: int = 1, finished_only: bool = False,
 ) -> dict[str, Any]:
-    """Run what ``targets`` need (reusing finished runs, training ``jobs`` at a time) and render their reports."""
+    """Run what ``targets`` need (reusing finished runs, training ``jobs`` at a time) and render their reports.
+
+    ``finished_only`` renders interim reports from the runs finished so far and trains nothing.
+    """
     from auxrec.evaluation.evaluator import check_protocol
 
     chosen_targets = expand_targets(targets)
@@ -700,7 +739,7 @@ def reproduce(
         check_protocol(protocol)
     counts = SeedCounts.from_spec(spec, seeds)
     started = time.perf_counter()
-    with Reproduction(spec, workdir, reports, log, progress, jobs) as reproduction:
+    with Reproduction(spec, workdir, reports, log, progress, jobs, finished_only) as reproduction:
         reproduction.ensure_data()
         # Runs are always evaluated under every protocol of the spec, so a later report for
         # another protocol needs no retraining.
@@ -709,6 +748,7 @@ def reproduce(
     seconds = time.perf_counter() - started
     summary = {"dataset": spec.name, "targets": chosen_targets, "protocols": protocols,
                "seeds": dataclasses.asdict(counts), "runs": len(records), "jobs": jobs,
+               **({"finished_only": True} if finished_only else {}),
                "wall_seconds": round(seconds, 1),
                "spec": str(spec.path), "workdir": str(Path(workdir).resolve()), "files": [str(p) for p in written]}
     history_path = Path(reports) / "reproduce-log.json"
@@ -727,7 +767,8 @@ def write_index(spec: ReproductionSpec, reports: Path, history: Sequence[dict[st
              "|---|---|---|---|---|---|---|"]
     for index, entry in enumerate(history, start=1):
         seeds = entry.get("seeds", {})
-        lines.append(f"| {index} | {', '.join(entry['targets'])} | {', '.join(entry['protocols'])} | "
+        targets = ", ".join(entry["targets"]) + (" (interim: finished runs only)" if entry.get("finished_only") else "")
+        lines.append(f"| {index} | {targets} | {', '.join(entry['protocols'])} | "
                      f"{seeds.get('table1')}/{seeds.get('table2')}/{seeds.get('table3')} | {entry['runs']} | "
                      f"{entry.get('jobs', 1)} | "
                      f"{entry['wall_seconds'] / 60:.1f} min |")
