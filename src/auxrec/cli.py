@@ -285,7 +285,7 @@ def reproduce(
     loaded = load_spec(spec if spec is not None else find_spec(dataset or ""))
     reports = reports or Path("reports") / loaded.name
     if dry_run:
-        _print_reproduction_status(loaded, target, seeds, workdir or Path("auxrec-runs") / loaded.name, reports)
+        _print_reproduction_status(loaded, target, seeds, workdir or Path("auxrec-runs") / loaded.name, reports, jobs)
         return
     started = time.perf_counter()
     summary = run_reproduction(
@@ -301,7 +301,8 @@ def reproduce(
                   f"({time.perf_counter() - started:.0f} s)", highlight=False)
 
 
-def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdir: Path, reports: Path) -> None:
+def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdir: Path, reports: Path,
+                               jobs: int = 1) -> None:
     from auxrec.experiments.reproduce import Reproduction, SeedCounts, expand_targets, training_time_left
     from auxrec.io import folder_holder
 
@@ -327,8 +328,11 @@ def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdi
             console.print(f"{entry['state']}: {entry['label']} {entry['what']}{epoch}", highlight=False)
     left, unknown = training_time_left(entries)
     if sum(entry["state"] != "done" for entry in entries) > unknown:  # some have an estimate
+        # Each run's time was measured as it was trained (two at a time under --jobs 2), so
+        # N jobs finish the sum in about 1/N of it, less the idle tail of the last runs.
         console.print(f"about {left / 3600:.1f} h of training left at the pace of this work folder's finished runs "
-                      "of the same model (one run at a time, as they were trained)"
+                      "of the same model (summed over runs)"
+                      + (f", so about {left / jobs / 3600:.1f} h of wall time with --jobs {jobs}" if jobs > 1 else "")
                       + (f"; {unknown} more with no finished run to go by" if unknown else ""), highlight=False)
     elif unknown:
         console.print(f"{unknown} runs left; no finished run of the same models yet to estimate their time from",

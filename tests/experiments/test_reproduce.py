@@ -164,6 +164,11 @@ def test_dry_run_says_what_is_left_and_trains_nothing(reproduced: dict, tmp_path
     assert len(left) == 2
     # Time left: SASRec's from its finished seed 0; BPR has no finished run to go by.
     assert "h of training left" in result.output and "1 more with no finished run" in result.output
+    assert "wall time with --jobs" not in result.output
+    with_jobs = CliRunner().invoke(app, ["reproduce", "all", "--spec", str(reproduced["root"] / "tiny.toml"),
+                                         "--workdir", str(work), "--reports", str(tmp_path / "reports"), "--dry-run",
+                                         "--jobs", "2"])
+    assert "h of wall time with --jobs 2" in with_jobs.output
     assert sorted(str(p) for p in work.rglob("*")) == before and not (tmp_path / "reports").exists()
 
 

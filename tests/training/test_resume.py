@@ -35,9 +35,14 @@ def test_resume_equals_uninterrupted(model, tiny_prepared, tmp_path, monkeypatch
     resumed = runs.train_run(model, tiny_prepared.path, tmp_path / "run", seed=5, model_layers=layers,
                              training_layers=TRAINING, resume=True)
     assert resumed == reference
-    log = json.loads((tmp_path / "run" / "training_log.json").read_text())["epochs"]
+    training_log = json.loads((tmp_path / "run" / "training_log.json").read_text())
+    log = training_log["epochs"]
     assert [record["epoch"] for record in log] == [1, 2, 3, 4]
     assert not (tmp_path / ".run.partial").exists()
+    # fit_seconds timed the second start only; training_seconds spans both.
+    spanned = sum(r["train_seconds"] + (r.get("valid_seconds") or 0.0) for r in log)
+    assert runs.training_seconds(training_log) == pytest.approx(spanned, abs=1e-3)
+    assert runs.training_seconds(training_log) > sum(r["train_seconds"] for r in log[2:])
 
 
 def test_resume_refuses_changed_settings(tiny_prepared, tmp_path, monkeypatch):

@@ -37,7 +37,7 @@ from auxrec.config import resolve_config
 from auxrec.evaluation.metrics import METRIC_NAMES
 from auxrec.exceptions import ConfigError
 from auxrec.experiments.parallel import RunExecutor, train_or_restart
-from auxrec.experiments.runs import evaluate_run, load_run
+from auxrec.experiments.runs import evaluate_run, load_run, training_seconds
 from auxrec.experiments.specs import MODALITIES, ReproductionSpec
 from auxrec.io import exclusive_folder, write_text_atomic
 from auxrec.io import write_json_atomic as _write_json
@@ -549,7 +549,7 @@ def training_time_left(entries: Sequence[dict[str, Any]]) -> tuple[float, int]:
             record = json.loads(log.read_text())
             if record.get("epochs"):
                 for kind in kinds(entry["variant"]):
-                    finished.setdefault(kind, []).append((record["fit_seconds"], len(record["epochs"])))
+                    finished.setdefault(kind, []).append((training_seconds(record) or 0.0, len(record["epochs"])))
     seconds, unknown = 0.0, 0
     for entry in entries:
         if entry["state"] == "done":
@@ -667,16 +667,20 @@ def render(
 
 
 def _write_runs_csv(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
-    """Every run's test metrics per protocol and its training time: the raw material of all tables."""
+    """Every run's test metrics per protocol and its training time: the raw material of all tables.
+
+    ``fit_seconds`` is the last (re)start's time, ``training_seconds`` the epochs' time over all starts.
+    """
     import pandas as pd
 
     rows = []
     for record in records:
         log_path = record["run"] / "training_log.json"
-        fit_seconds = json.loads(log_path.read_text()).get("fit_seconds") if log_path.is_file() else None
+        log = json.loads(log_path.read_text()) if log_path.is_file() else {}
         for protocol, values in record["metrics"]["test"].items():
             rows.append({"label": record["variant"].label, "variant": record["variant"].key, "seed": record["seed"],
-                         "protocol": protocol, **values, "fit_seconds": fit_seconds})
+                         "protocol": protocol, **values, "fit_seconds": log.get("fit_seconds"),
+                         "training_seconds": training_seconds(log)})
     path = out / "runs.csv"
     existing = pd.read_csv(path) if path.is_file() else pd.DataFrame()
     frame = pd.concat([existing, pd.DataFrame(rows)], ignore_index=True)

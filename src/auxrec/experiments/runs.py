@@ -196,6 +196,17 @@ def train_run(
     return metrics
 
 
+def training_seconds(training_log: dict[str, Any]) -> float | None:
+    """A run's training time over all its (re)starts: its epochs' training plus validation time.
+
+    ``fit_seconds`` in ``training_log.json`` times one call of `train_run`, so for a run that
+    was interrupted and resumed it covers the last start only; the epoch log spans them all.
+    """
+    epochs = training_log.get("epochs") or []
+    total = sum(e.get("train_seconds", 0.0) + (e.get("valid_seconds") or 0.0) for e in epochs)
+    return round(total, 3) if total else training_log.get("fit_seconds")
+
+
 def _evaluate_into(
     run_dir: Path, model: Any, dataset: PreparedDataset, protocols: tuple[str, ...], seed: int,
     metrics: dict[str, Any],
