@@ -48,3 +48,19 @@ def test_workers_exit_when_the_reproduction_is_killed(tmp_path: Path) -> None:
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(worker), f"worker {worker} outlived its parent"
+
+
+def test_a_killed_worker_is_a_one_line_error_not_a_traceback(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A worker killed from outside (say by the out-of-memory killer) breaks the pool."""
+    import pytest
+
+    from auxrec.exceptions import RunError
+    from auxrec.experiments import parallel
+
+    monkeypatch.setattr(parallel, "train_or_restart", _die)
+    with pytest.raises(RunError, match="worker process died.*run the same command again"):
+        parallel.RunExecutor(jobs=2).run([{}, {}], lambda *_: None)
+
+
+def _die(arguments: dict) -> None:
+    os._exit(9)  # as if killed

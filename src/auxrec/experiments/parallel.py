@@ -22,10 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from auxrec.exceptions import ConfigError, ResumeMismatch
+from auxrec.exceptions import ConfigError, ResumeMismatch, RunError
 
 
 def available_cores() -> int:
@@ -112,6 +113,14 @@ class RunExecutor:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         on_done(pending.pop(future), *future.result())
+            except BrokenProcessPool as error:
+                # A worker killed from outside (the out-of-memory killer, `kill`) is not a
+                # bug to show as a traceback; what the user needs is what happened and that
+                # rerunning continues.
+                raise RunError("a training worker process died (killed by the system, e.g. for lack of memory, "
+                               "or from outside); finished runs are kept and unfinished ones resume from their "
+                               "last epoch when you run the same command again"
+                               + (f" (perhaps with fewer --jobs than {self.jobs})" if self.jobs > 1 else "")) from error
             except BaseException:
                 for future in pending:
                     future.cancel()
