@@ -346,3 +346,18 @@ def test_raising_min_epochs_keeps_runs_that_trained_that_long_anyway() -> None:
     lower = {"model": "bert4rec", "model_config": model_config, "item_features": {},
              "training": {"patience": 2, "epochs": 200, "min_epochs": 60}}
     assert not _same_settings(lower, variant, model_config, wanted, epochs_trained=88)  # might stop sooner now
+
+
+def test_another_epoch_cap_keeps_runs_that_early_stopping_ended_before_either_cap() -> None:
+    from auxrec.experiments.reproduce import _same_settings, table1_variant
+
+    variant = table1_variant("BERT4Rec")
+    model_config = {"max_length": 12}
+    saved = {"model": "bert4rec", "model_config": model_config, "item_features": {},
+             "training": {"patience": 4, "epochs": 200}}
+    raised = {"patience": 4, "epochs": 400}
+    assert _same_settings(saved, variant, model_config, raised, epochs_trained=188)  # stopped by patience
+    assert not _same_settings(saved, variant, model_config, raised, epochs_trained=200)  # the cap stopped it
+    lowered = {"patience": 4, "epochs": 100}
+    assert _same_settings(saved, variant, model_config, lowered, epochs_trained=96)
+    assert not _same_settings(saved, variant, model_config, lowered, epochs_trained=188)  # would be cut at 100

@@ -41,14 +41,23 @@ DISPLAY_ONLY = ("progress",)  # training settings that never change a run's numb
 def same_training(saved: dict[str, Any], wanted: dict[str, Any], epochs_trained: int) -> bool:
     """Whether a run trained with ``saved`` settings is the run ``wanted`` would give.
 
-    Display settings aside they must be equal, with one exception: a *higher*
-    ``min_epochs`` when the run trained at least that many epochs anyway. ``min_epochs``
-    only delays early stopping, so that run followed exactly the trajectory the new value
-    gives (this keeps runs trained before the option existed valid).
+    Display settings aside they must be equal, with two exceptions that leave the run's
+    trajectory exactly as the new value gives it (the learning rate has no schedule that
+    depends on either):
+
+    * a *higher* ``min_epochs`` when the run trained at least that many epochs anyway:
+      ``min_epochs`` only delays early stopping (this keeps runs trained before the option
+      existed valid);
+    * another ``epochs`` cap when early stopping ended the run before its cap and the new
+      cap still allows every epoch it trained: a cap never reached changed nothing.
     """
     saved = {k: v for k, v in saved.items() if k not in DISPLAY_ONLY}
     wanted = {k: v for k, v in wanted.items() if k not in DISPLAY_ONLY}
     saved_min, wanted_min = saved.pop("min_epochs", 0), wanted.pop("min_epochs", 0)
-    return saved == wanted and (saved_min == wanted_min
-                                or (wanted_min > saved_min and epochs_trained >= wanted_min))
+    saved_cap, wanted_cap = saved.pop("epochs", None), wanted.pop("epochs", None)
+    same_min = saved_min == wanted_min or (wanted_min > saved_min and epochs_trained >= wanted_min)
+    same_cap = saved_cap == wanted_cap or (
+        saved_cap is not None and wanted_cap is not None and epochs_trained < saved_cap
+        and wanted_cap >= epochs_trained)
+    return saved == wanted and same_min and same_cap
 
