@@ -53,8 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from auxrec.data.loaders import load_dataset
-    from auxrec.data.prepare import PrepareOptions, prepare_dataset, write_prepared
     from auxrec.experiments.reproduce import Reproduction, table1_variant
     from auxrec.experiments.runs import package_versions, train_run
     from auxrec.experiments.specs import find_spec, load_spec
@@ -62,11 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_spec(find_spec(args.dataset))
     reproduction = Reproduction(spec, args.reproduction or args.workdir / args.dataset, args.workdir / "reports",
                                 progress=False)
-    data = reproduction.prepared
-    if args.reproduction is None and not (data / "manifest.json").is_file():
-        raw = load_dataset(spec.data.loader, spec.source_path(), **spec.data.options)
-        options = PrepareOptions(k_core=spec.data.k_core, min_rating=spec.data.min_rating)
-        write_prepared(prepare_dataset(raw, options), data, overwrite=True)
+    with reproduction:
+        data = reproduction.ensure_prepared()
     rates = {m: float(v) for m, v in (pair.split("=") for pair in args.learning_rates.split(","))}
     rows = []
     for model in args.models.split(","):

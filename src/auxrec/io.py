@@ -81,15 +81,25 @@ def _json_default(value: Any) -> Any:
 
 
 def folder_holder(folder: Path | str) -> str | None:
-    """Who holds ``folder`` through `exclusive_folder` ("pid N"), or None when nobody does."""
-    if not (Path(folder) / ".lock").is_file():
-        return None
+    """Who holds ``folder`` through `exclusive_folder` ("pid N"), or None when nobody does.
+
+    Only looks: a shared lock is granted unless someone holds the exclusive one, and
+    nothing is written.
+    """
+    lock = Path(folder) / ".lock"
     try:
-        with exclusive_folder(folder, "a check"):
-            return None
-    except FolderBusy:
-        text = (Path(folder) / ".lock").read_text(encoding="utf-8").strip()
-        return text or "another process"
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    if not lock.is_file():
+        return None
+    with open(lock, encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
 
 
 @contextlib.contextmanager

@@ -179,7 +179,6 @@ class Reproduction:
         self.prepared = self.workdir / "prepared"
         self.runs = self.workdir / "runs"
         self.chosen_trials: dict[str, Path] = {}  # label → run folder of its chosen tuning trial
-        self.used_dirs: dict[tuple[str, int], Path] = {}  # (variant key, seed) → folder the records came from
         self._workdir_lock: contextlib.ExitStack | None = None
 
     # -- one writer per work folder ------------------------------------------------------
@@ -207,14 +206,25 @@ class Reproduction:
     # -- data -----------------------------------------------------------------------
     def ensure_data(self) -> Path:
         """Prepare (and embed) the dataset once; later calls reuse it."""
-        from auxrec.data.loaders import load_dataset
-        from auxrec.data.prepare import PrepareOptions, prepare_dataset, write_prepared
-
         data = self.spec.data
         if self.finished_only:  # finished runs were trained on this data, features and all
             if not (self.prepared / "manifest.json").is_file():
                 raise ConfigError(f"nothing has finished in {self.workdir} yet (its data is not even prepared)")
             return self.prepared
+        self.ensure_prepared()
+        if data.embed:
+            from auxrec.features.embed import embed_dataset
+
+            embed_dataset(self.prepared, list(data.embed), text_encoder=data.text_encoder,
+                          image_encoder=data.image_encoder, progress=self.progress, log=self.log)
+        return self.prepared
+
+    def ensure_prepared(self) -> Path:
+        """The spec's dataset, prepared once into ``workdir/prepared`` (no item features)."""
+        from auxrec.data.loaders import load_dataset
+        from auxrec.data.prepare import PrepareOptions, prepare_dataset, write_prepared
+
+        data = self.spec.data
         if not (self.prepared / "manifest.json").is_file():
             self._hold_workdir()
             source = self.spec.source_path()
@@ -231,11 +241,6 @@ class Reproduction:
             raw = load_dataset(data.loader, source, **data.options)
             options = PrepareOptions(k_core=data.k_core, min_rating=data.min_rating)
             write_prepared(prepare_dataset(raw, options), self.prepared, overwrite=True)
-        if data.embed:
-            from auxrec.features.embed import embed_dataset
-
-            embed_dataset(self.prepared, list(data.embed), text_encoder=data.text_encoder,
-                          image_encoder=data.image_encoder, progress=self.progress, log=self.log)
         return self.prepared
 
     # -- settings -------------------------------------------------------------------
@@ -267,11 +272,6 @@ class Reproduction:
     # -- runs -----------------------------------------------------------------------
     def run_dir(self, variant: Variant, seed: int) -> Path:
         return self.runs / variant.key / f"seed-{seed}"
-
-    def used_dir(self, variant: Variant, seed: int) -> Path:
-        """The folder `run` took this run's results from (its run folder, or in an interim
-        report perhaps the winning tuning trial)."""
-        return self.used_dirs.get((variant.key, seed), self.run_dir(variant, seed))
 
     def ensure_run(
         self, variant: Variant, seed: int, chosen: dict[str, Any], protocols: Sequence[str],
@@ -327,7 +327,8 @@ class Reproduction:
         ``how`` "reused" or the training time.
         """
         metrics: list[dict[str, Any] | None] = [None] * len(requests)
-        if any(not self._finished(variant, seed, chosen, run_dir) for variant, seed, chosen, _, run_dir in requests):
+        if self._workdir_lock is None and any(not self._finished(variant, seed, chosen, run_dir)
+                                              for variant, seed, chosen, _, run_dir in requests):
             self._hold_workdir()  # before planning: a run another process was training may finish meanwhile
         tasks, task_index = self._plan(requests, metrics)
         for index, result in enumerate(metrics):
@@ -420,9 +421,9 @@ class Reproduction:
         chosen = self.tuned_values(labels)
         first = protocols[0]
         requests = []
-        if self.finished_only:
-            plan = [(variant, seed) for variant, seed in plan if variant.tuning_label in chosen]
         for variant, seed in plan:
+            if variant.tuning_label not in chosen:
+                continue  # only in an interim report: its tuning is unfinished
             run_dir = self.run_dir(variant, seed)
             values = chosen[variant.tuning_label]
             if not self.finished_only:
@@ -432,10 +433,9 @@ class Reproduction:
                 if seed != self.spec.tuning.seed or trial is None:
                     continue  # not trained yet: left out of the interim report
                 run_dir = trial  # the winning trial is this run; read it where it lies
-            self.used_dirs[(variant.key, seed)] = run_dir
             requests.append((variant, seed, values, protocols, run_dir))
         if self.finished_only:
-            self.log(f"finished runs only: {len(requests)} of {len(planned_runs(targets, seeds))} planned runs")
+            self.log(f"finished runs only: {len(requests)} of {len(plan)} planned runs")
             plan = [(variant, seed) for variant, seed, *_ in requests]
         progress = _progress_bar(self.progress, len(plan))
         with progress:
@@ -655,14 +655,15 @@ def render(
                                   values, [row for row, _, _ in ABLATION_ROWS])
             written += table.write(out)
     written += _write_runs_csv(records, out)
+    seed0_runs = {record["variant"].label: record["run"] for record in records if record["seed"] == 0}
     for figure, labels, draw in (("figure2", FIGURE2_MODELS, _figure2), ("figure3", ("SASRec+",), _figure3)):
         if figure not in targets:
             continue
-        missing = [label for label in labels if (table1_variant(label).key, 0) not in reproduction.used_dirs]
+        missing = [label for label in labels if label not in seed0_runs]
         if missing:  # only in an interim report: otherwise every planned run exists by now
             reproduction.log(f"{figure}: left out, waiting for the seed-0 run of {', '.join(missing)}")
         else:
-            written += draw(reproduction)
+            written += draw(reproduction, seed0_runs)
     return written
 
 
@@ -691,13 +692,13 @@ def _write_runs_csv(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     return [path]
 
 
-def _figure2(reproduction: Reproduction) -> list[Path]:
+def _figure2(reproduction: Reproduction, seed0_runs: dict[str, Path]) -> list[Path]:
     from auxrec.reporting.analysis import case_study
     from auxrec.reporting.figures import plot_case_study
 
     models, dataset = {}, None
     for label in FIGURE2_MODELS:
-        _, model, dataset = load_run(reproduction.used_dir(table1_variant(label), 0))
+        _, model, dataset = load_run(seed0_runs[label])
         models[label] = model
     figures = reproduction.spec.figures
     users = case_study(dataset, models, n_users=figures.case_study_users, n_recent=figures.case_study_recent, seed=0)
@@ -710,11 +711,11 @@ def _figure2(reproduction: Reproduction) -> list[Path]:
     return [path, summary]
 
 
-def _figure3(reproduction: Reproduction) -> list[Path]:
+def _figure3(reproduction: Reproduction, seed0_runs: dict[str, Path]) -> list[Path]:
     from auxrec.reporting.analysis import attention_analysis
     from auxrec.reporting.figures import plot_attention_heatmap, plot_elbow
 
-    _, model, dataset = load_run(reproduction.used_dir(table1_variant("SASRec+"), 0))
+    _, model, dataset = load_run(seed0_runs["SASRec+"])
     figures = reproduction.spec.figures
     analysis = attention_analysis(dataset, model, n_clusters=figures.attention_clusters,
                                   set_size=figures.attention_set_size, seed=0)
