@@ -119,7 +119,9 @@ def plot_case_study(users: Sequence[CaseStudyUser], path: Path | str, title: str
             _draw_item(axes, item, f"{label}: {'hit' if hit else 'miss'}", colour)
     if title:
         figure.suptitle(title, fontsize=10)
-    return _save(figure, path)
+    # Posters are photographs, which PNG compresses poorly: at 150 dpi two users' rows passed
+    # 1 MB. 110 dpi keeps titles readable at a little over half the size.
+    return _save(figure, path, dpi=110)
 
 
 # -- elbow and attention -------------------------------------------------------------
