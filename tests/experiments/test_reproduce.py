@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from scipy import stats
 from typer.testing import CliRunner
@@ -87,7 +88,15 @@ def test_reproduce_all_writes_every_report(reproduced: dict) -> None:
     assert all(v.label in table1 for v in TABLE1)
     index = (reports / "README.md").read_text()
     assert "Table 1" in index and "Table 3" in index and "figure3-attention.png" in index
-    assert reproduced["summary"]["runs"] == len(planned_runs(expand_targets(["all"]), SeedCounts(1, 2, 1)))
+    planned = len(planned_runs(expand_targets(["all"]), SeedCounts(1, 2, 1)))
+    assert reproduced["summary"]["runs"] == planned
+    # Every run and tuning trial was trained by this invocation; the index says so and where.
+    assert reproduced["summary"]["trained"] > 0
+    assert f"| {planned} ({reproduced['summary']['trained']}) |" in index
+    frame = pd.read_csv(reports / "runs.csv")
+    assert frame["trained_on"].str.startswith("cpu ").all()
+    device = frame["trained_on"].iloc[0]
+    assert f"| {device} | {planned} |" in index
 
 
 def test_table2_p_values_follow_from_the_saved_per_seed_results(reproduced: dict) -> None:
@@ -114,6 +123,7 @@ def test_rerun_reuses_finished_runs_and_renders_from_them(reproduced: dict) -> N
     assert run_lines and all(line.endswith("(reused)") for line in run_lines)
     assert (root / "reports" / "table2-sampled.json").read_text() == before
     assert summary["wall_seconds"] < 60
+    assert summary["trained"] == 0
 
 
 def test_changed_settings_retrain_only_that_run(reproduced: dict, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from auxrec.config import resolve_config
 from auxrec.evaluation.metrics import METRIC_NAMES
 from auxrec.exceptions import ConfigError
 from auxrec.experiments.parallel import RunExecutor, train_or_restart
-from auxrec.experiments.runs import evaluate_run, load_run, training_seconds
+from auxrec.experiments.runs import evaluate_run, load_run, trained_on, training_seconds
 from auxrec.experiments.specs import MODALITIES, ReproductionSpec
 from auxrec.io import exclusive_folder, write_text_atomic
 from auxrec.io import write_json_atomic as _write_json
@@ -179,6 +179,7 @@ class Reproduction:
         self.prepared = self.workdir / "prepared"
         self.runs = self.workdir / "runs"
         self.chosen_trials: dict[str, Path] = {}  # label → run folder of its chosen tuning trial
+        self.trained = 0  # runs and tuning trials trained (not reused) by this process
         self._workdir_lock: contextlib.ExitStack | None = None
 
     # -- one writer per work folder ------------------------------------------------------
@@ -345,6 +346,7 @@ class Reproduction:
             describe(task_index[position], result, f"{seconds:.0f} s")
 
         self.executor.run(tasks, finished)
+        self.trained += len(tasks)
         return metrics  # type: ignore[return-value]
 
     def _plan(self, requests: Sequence[tuple[Variant, int, dict[str, Any], Sequence[str], Path]],
@@ -670,7 +672,8 @@ def render(
 def _write_runs_csv(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     """Every run's test metrics per protocol and its training time: the raw material of all tables.
 
-    ``fit_seconds`` is the last (re)start's time, ``training_seconds`` the epochs' time over all starts.
+    ``fit_seconds`` is the last (re)start's time, ``training_seconds`` the epochs' time over all starts,
+    ``trained_on`` the device (runs of one report may come from several machines).
     """
     import pandas as pd
 
@@ -681,7 +684,7 @@ def _write_runs_csv(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         for protocol, values in record["metrics"]["test"].items():
             rows.append({"label": record["variant"].label, "variant": record["variant"].key, "seed": record["seed"],
                          "protocol": protocol, **values, "fit_seconds": log.get("fit_seconds"),
-                         "training_seconds": training_seconds(log)})
+                         "training_seconds": training_seconds(log), "trained_on": trained_on(record["run"])})
     path = out / "runs.csv"
     existing = pd.read_csv(path) if path.is_file() else pd.DataFrame()
     frame = pd.concat([existing, pd.DataFrame(rows)], ignore_index=True)
@@ -750,9 +753,10 @@ def reproduce(
         # another protocol needs no retraining.
         records = reproduction.run(chosen_targets, counts, list(dict.fromkeys([*spec.protocols, *protocols])))
         written = render(reproduction, chosen_targets, records, counts, protocols)
+        trained = reproduction.trained
     seconds = time.perf_counter() - started
     summary = {"dataset": spec.name, "targets": chosen_targets, "protocols": protocols,
-               "seeds": dataclasses.asdict(counts), "runs": len(records), "jobs": jobs,
+               "seeds": dataclasses.asdict(counts), "runs": len(records), "trained": trained, "jobs": jobs,
                **({"finished_only": True} if finished_only else {}),
                "wall_seconds": round(seconds, 1),
                "spec": str(spec.path), "workdir": str(Path(workdir).resolve()), "files": [str(p) for p in written]}
@@ -764,19 +768,41 @@ def reproduce(
     return summary
 
 
+def _devices_paragraph(runs_csv: Path) -> list[str]:
+    """Which devices trained the runs of a report, and their summed training time (from runs.csv).
+
+    A report's wall times count only what its invocations trained; runs trained elsewhere
+    (another machine, an earlier work folder) are reused, so this says where they came from.
+    """
+    import pandas as pd
+
+    if not runs_csv.is_file():
+        return []
+    frame = pd.read_csv(runs_csv)
+    if "trained_on" not in frame.columns or frame.empty:
+        return []
+    runs = frame.drop_duplicates(subset=["variant", "seed"]).fillna({"trained_on": "unknown"})
+    lines = ["| trained on | runs | training time, summed over runs (other tuning trials not counted) |", "|---|---|---|"]
+    for device, group in runs.groupby("trained_on", sort=True):
+        lines.append(f"| {device} | {len(group)} | {group['training_seconds'].sum() / 3600:.2f} h |")
+    return [*lines, ""]
+
+
 def write_index(spec: ReproductionSpec, reports: Path, history: Sequence[dict[str, Any]]) -> Path:
     """``reports/README.md``: every table and figure present in the folder, on one page."""
     lines = [f"# {spec.name}: reproduction report", "", spec.description, "",
              "Rendered by `auxrec reproduce` from the saved runs (`runs.csv` holds every run's metrics).", "",
-             "| invocation | targets | protocols | seeds (T1/T2/T3) | runs | jobs | wall time |",
+             "| invocation | targets | protocols | seeds (T1/T2/T3) | runs (trained by it) | jobs | wall time |",
              "|---|---|---|---|---|---|---|"]
     for index, entry in enumerate(history, start=1):
         seeds = entry.get("seeds", {})
         targets = ", ".join(entry["targets"]) + (" (interim: finished runs only)" if entry.get("finished_only") else "")
+        runs = f"{entry['runs']}" + (f" ({entry['trained']})" if "trained" in entry else "")
         lines.append(f"| {index} | {targets} | {', '.join(entry['protocols'])} | "
-                     f"{seeds.get('table1')}/{seeds.get('table2')}/{seeds.get('table3')} | {entry['runs']} | "
+                     f"{seeds.get('table1')}/{seeds.get('table2')}/{seeds.get('table3')} | {runs} | "
                      f"{entry.get('jobs', 1)} | "
                      f"{entry['wall_seconds'] / 60:.1f} min |")
+    lines += ["", *_devices_paragraph(reports / "runs.csv")]
     lines.append("")
     for table in ("table1", "table2", "table3"):
         for path in sorted(reports.glob(f"{table}-*.md")):

@@ -207,6 +207,28 @@ def training_seconds(training_log: dict[str, Any]) -> float | None:
     return round(total, 3) if total else training_log.get("fit_seconds")
 
 
+def trained_on(run_dir: Path) -> str | None:
+    """The device that trained a run ("NVIDIA H200", "cpu x86_64 (2 threads)"), from versions.json.
+
+    A run resumed on another device names each, in order ("cpu ... + NVIDIA H200").
+    """
+    path = Path(run_dir) / "versions.json"
+    if not path.is_file():
+        return None
+    starts = json.loads(path.read_text()).get("trained_with")
+    if not starts:
+        return "not recorded (run from before device records)"
+    names = []
+    for entry in starts:
+        if str(entry.get("device", "")).startswith("cuda"):
+            names.append(entry.get("device_name", "cuda"))
+        else:
+            threads = entry.get("torch_threads")
+            names.append(f"cpu {entry.get('device_name', '')}".strip()
+                         + (f" ({threads} thread{'s' if threads != 1 else ''})" if threads else ""))
+    return " + ".join(dict.fromkeys(names))
+
+
 def _evaluate_into(
     run_dir: Path, model: Any, dataset: PreparedDataset, protocols: tuple[str, ...], seed: int,
     metrics: dict[str, Any],

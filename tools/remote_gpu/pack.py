@@ -1,0 +1,38 @@
+"""Pack the finished runs of a work folder into one tar (prepared data, checkpoints and
+unfinished runs left out; weights kept only for seed-0 Table 1 runs, without the frozen
+item-feature buffers, which `restore.py` puts back from the prepared features)."""
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+import torch
+
+from auxrec.experiments.reproduce import TABLE1
+
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+keep = {f"runs/{variant.key}/seed-0" for variant in TABLE1}
+n_files = n_weights = 0
+with tarfile.open(out, "w:gz") as tar:
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0] == "prepared" or not path.is_file() or any(p.endswith(".partial") for p in rel.parts):
+            continue
+        if path.name == "checkpoint.pt" or path.name == ".lock":
+            continue
+        if path.name == "weights.pt":
+            if str(rel.parent.parent) not in keep:
+                continue
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = {k: v for k, v in state.items() if not k.startswith("fusion.features_")}
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            info = tarfile.TarInfo(str(rel.with_name("weights-stripped.pt")))
+            info.size = buffer.tell()
+            buffer.seek(0)
+            tar.addfile(info, buffer)
+            n_weights += 1
+            continue
+        tar.add(path, arcname=str(rel))
+        n_files += 1
+print(f"packed {n_files} files and {n_weights} stripped weights into {out} ({out.stat().st_size / 2**20:.1f} MiB)")
