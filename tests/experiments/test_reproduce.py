@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -150,7 +151,6 @@ def test_cli_renders_one_protocol_from_saved_runs(reproduced: dict) -> None:
 
 
 def test_dry_run_says_what_is_left_and_trains_nothing(reproduced: dict, tmp_path: Path) -> None:
-    import shutil
 
     import torch
 
@@ -184,7 +184,6 @@ def test_dry_run_says_what_is_left_and_trains_nothing(reproduced: dict, tmp_path
 
 def test_a_second_reproduction_may_render_but_not_train_in_a_busy_work_folder(reproduced: dict,
                                                                                tmp_path: Path) -> None:
-    import shutil
 
     from auxrec.io import exclusive_folder
 
@@ -205,7 +204,6 @@ def test_a_second_reproduction_may_render_but_not_train_in_a_busy_work_folder(re
 
 
 def test_finished_only_renders_interim_tables_from_what_is_done(reproduced: dict, tmp_path: Path) -> None:
-    import shutil
 
     from auxrec.io import exclusive_folder
 
@@ -264,7 +262,6 @@ def test_shipped_specs_are_valid() -> None:
 
 
 def test_tuning_gives_every_model_the_same_trials_and_reuses_the_winner(tmp_path: Path) -> None:
-    import shutil
 
     spec_path = tmp_path / "tuned.toml"
     spec_path.write_text(TINY_SPEC + '\n[tuning]\ngrid = { learning_rate = [1e-3, 3e-3] }\n')
@@ -371,3 +368,14 @@ def test_another_epoch_cap_keeps_runs_that_early_stopping_ended_before_either_ca
     lowered = {"patience": 4, "epochs": 100}
     assert _same_settings(saved, variant, model_config, lowered, epochs_trained=96)
     assert not _same_settings(saved, variant, model_config, lowered, epochs_trained=188)  # would be cut at 100
+
+
+def test_a_run_without_weights_renders_but_cannot_be_evaluated_again(reproduced: dict, tmp_path: Path) -> None:
+    from auxrec.exceptions import RunError
+    from auxrec.experiments.runs import evaluate_run
+
+    run = tmp_path / "seed-1"
+    shutil.copytree(reproduced["root"] / "work" / "runs" / "sasrec" / "seed-1", run)
+    (run / "model" / "weights.pt").unlink()  # as runs brought back from another machine without weights
+    with pytest.raises(RunError, match="kept its metrics but not its model weights"):
+        evaluate_run(run, ("popularity",))

@@ -255,7 +255,15 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Any, PreparedDataset]:
             f"the dataset at {config['data']['path']} changed since this run was trained "
             "(fingerprint differs); evaluate against the data it was trained on"
         )
-    return config, model_class.load(run_dir / "model"), dataset
+    try:
+        model = model_class.load(run_dir / "model")
+    except FileNotFoundError as missing:
+        raise RunError(
+            f"{run_dir} kept its metrics but not its model weights ({Path(missing.filename or '').name} is missing; "
+            "runs trained on another machine may come back without them). Its saved metrics still render; "
+            "to evaluate it again (another protocol, a figure), delete the folder and train it again"
+        ) from None
+    return config, model, dataset
 
 
 def evaluate_run(run_dir: Path, protocols: tuple[str, ...]) -> dict[str, Any]:
