@@ -275,6 +275,10 @@ def reproduce(
     finished_only: Annotated[bool, typer.Option("--finished-only", help="interim reports from the runs finished so "
                                                                         "far; train nothing (works while another "
                                                                         "reproduction trains)")] = False,
+    cached_features: Annotated[bool, typer.Option("--cached-features", help="train on the item features already "
+                                                                            "embedded in the work folder, without the "
+                                                                            "raw data or encoders (e.g. a work folder "
+                                                                            "copied to a GPU machine)")] = False,
 ) -> None:
     """Reproduce the paper's tables and figures on a dataset; finished runs are reused, never retrained."""
     from auxrec.experiments.reproduce import reproduce as run_reproduction
@@ -292,7 +296,7 @@ def reproduce(
         loaded, [t.strip() for t in target.split(",") if t.strip()], workdir or Path("auxrec-runs") / loaded.name,
         reports, protocols=protocol, seeds=seeds,
         log=lambda text: console.print(text, highlight=False), progress=progress, jobs=jobs,
-        finished_only=finished_only,
+        finished_only=finished_only, cached_features=cached_features,
     )
     for path in summary["files"]:
         if str(path).endswith(".md") and "table" in Path(path).name:

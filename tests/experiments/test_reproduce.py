@@ -379,3 +379,28 @@ def test_a_run_without_weights_renders_but_cannot_be_evaluated_again(reproduced:
     (run / "model" / "weights.pt").unlink()  # as runs brought back from another machine without weights
     with pytest.raises(RunError, match="kept its metrics but not its model weights"):
         evaluate_run(run, ("popularity",))
+
+
+def test_cached_features_train_on_what_the_work_folder_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cached-features: a work folder copied without its raw data or encoders still trains."""
+    from auxrec.experiments.reproduce import Reproduction
+
+    pytest.importorskip("xgboost")
+    spec_path = tmp_path / "tiny.toml"
+    spec_path.write_text(TINY_SPEC.replace('image_size = 8 }', 'image_size = 8 }\nembed = ["tabular"]'))
+    spec = load_spec(spec_path)
+    work, reports = tmp_path / "work", tmp_path / "reports"
+    # Nothing embedded yet: a one-line error from the CLI, saying what to do.
+    result = CliRunner().invoke(app, ["reproduce", "table1", "--spec", str(spec_path), "--workdir", str(work),
+                                      "--reports", str(reports), "--cached-features", "--no-progress"])
+    assert result.exit_code == USER_ERROR_EXIT_CODE
+    assert "no usable tabular features" in result.output and "Traceback" not in result.output
+    Reproduction(spec, work, reports, log=lambda _: None, progress=False).ensure_data()  # embeds tabular
+
+    def no_embedding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("--cached-features must not embed")
+
+    monkeypatch.setattr("auxrec.features.embed.embed_dataset", no_embedding)
+    lines: list[str] = []
+    Reproduction(spec, work, reports, log=lines.append, progress=False, cached_features=True).ensure_data()
+    assert any(line.startswith("tabular:") and "cached" in line for line in lines)

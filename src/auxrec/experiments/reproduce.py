@@ -166,9 +166,12 @@ class Reproduction:
 
     def __init__(
         self, spec: ReproductionSpec, workdir: Path, reports: Path, log: Callable[[str], None] = print,
-        progress: bool = True, jobs: int = 1, finished_only: bool = False,
+        progress: bool = True, jobs: int = 1, finished_only: bool = False, cached_features: bool = False,
     ) -> None:
         self.spec = spec
+        # Train on the item features already embedded in the work folder, without the raw
+        # data or encoders (a work folder copied to a GPU machine, say).
+        self.cached_features = cached_features
         # Interim reports while a long reproduction trains: use finished runs, train nothing.
         self.finished_only = finished_only
         self.executor = RunExecutor(jobs)
@@ -213,12 +216,30 @@ class Reproduction:
                 raise ConfigError(f"nothing has finished in {self.workdir} yet (its data is not even prepared)")
             return self.prepared
         self.ensure_prepared()
-        if data.embed:
+        if data.embed and self.cached_features:
+            self._check_cached_features(list(data.embed))
+        elif data.embed:
             from auxrec.features.embed import embed_dataset
 
             embed_dataset(self.prepared, list(data.embed), text_encoder=data.text_encoder,
                           image_encoder=data.image_encoder, progress=self.progress, log=self.log)
         return self.prepared
+
+    def _check_cached_features(self, modalities: list[str]) -> None:
+        """Every modality of the spec has embedded features selected for this data (``--cached-features``)."""
+        from auxrec.data.dataset import PreparedDataset
+        from auxrec.features.cache import FeatureCache
+
+        dataset = PreparedDataset.load(self.prepared)
+        cache = FeatureCache(self.prepared)
+        for modality in modalities:
+            found, why = cache.current(modality, dataset.fingerprint, dataset.n_items + 1)
+            if found is None:
+                raise ConfigError(
+                    f"--cached-features: no usable {modality} features in {cache.root} ({why}); embed them "
+                    "first where the raw data and encoders are (the same command without --cached-features)"
+                )
+            self.log(f"{modality}: {found.description}, cached (--cached-features: not checked against the raw data)")
 
     def ensure_prepared(self) -> Path:
         """The spec's dataset, prepared once into ``workdir/prepared`` (no item features)."""
@@ -733,11 +754,13 @@ def _figure3(reproduction: Reproduction, seed0_runs: dict[str, Path]) -> list[Pa
 def reproduce(
     spec: ReproductionSpec, targets: Sequence[str], workdir: Path, reports: Path,
     protocols: Sequence[str] | None = None, seeds: int | None = None, log: Callable[[str], None] = print,
-    progress: bool = True, jobs: int = 1, finished_only: bool = False,
+    progress: bool = True, jobs: int = 1, finished_only: bool = False, cached_features: bool = False,
 ) -> dict[str, Any]:
     """Run what ``targets`` need (reusing finished runs, training ``jobs`` at a time) and render their reports.
 
     ``finished_only`` renders interim reports from the runs finished so far and trains nothing.
+    ``cached_features`` trains on the item features already embedded in ``workdir`` (no raw
+    data or encoders needed), instead of checking them against the raw data first.
     """
     from auxrec.evaluation.evaluator import check_protocol
 
@@ -747,7 +770,7 @@ def reproduce(
         check_protocol(protocol)
     counts = SeedCounts.from_spec(spec, seeds)
     started = time.perf_counter()
-    with Reproduction(spec, workdir, reports, log, progress, jobs, finished_only) as reproduction:
+    with Reproduction(spec, workdir, reports, log, progress, jobs, finished_only, cached_features) as reproduction:
         reproduction.ensure_data()
         # Runs are always evaluated under every protocol of the spec, so a later report for
         # another protocol needs no retraining.
