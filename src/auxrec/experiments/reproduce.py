@@ -808,7 +808,7 @@ def _devices_paragraph(runs_csv: Path) -> list[str]:
     lines = ["| trained on | runs | training time, summed over runs (other tuning trials not counted) |", "|---|---|---|"]
     for device, group in runs.groupby("trained_on", sort=True):
         lines.append(f"| {device} | {len(group)} | {group['training_seconds'].sum() / 3600:.2f} h |")
-    return [*lines, ""]
+    return lines
 
 
 def write_index(spec: ReproductionSpec, reports: Path, history: Sequence[dict[str, Any]]) -> Path:
