@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from auxrec.exceptions import AuxrecError, ConfigError
@@ -34,6 +35,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 USER_ERROR_EXIT_CODE = 2
 
 
+def _print_error(error: BaseException) -> None:
+    # escape: a message may quote "[models.sasrc]" or a user's value, which rich would read as markup
+    error_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+
+
 def user_errors_as_one_line(command: F) -> F:
     """Turn user mistakes into one clear stderr line and a non-zero exit code."""
 
@@ -42,10 +48,10 @@ def user_errors_as_one_line(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except AuxrecError as error:
-            error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            _print_error(error)
             raise typer.Exit(USER_ERROR_EXIT_CODE) from None
         except OSError as error:  # unreadable/unwritable paths the user named
-            error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            _print_error(error)
             raise typer.Exit(USER_ERROR_EXIT_CODE) from None
         except KeyboardInterrupt:
             error_console.print("interrupted; unfinished outputs keep their .partial names (`train --resume` and "
@@ -89,16 +95,20 @@ def prepare(
     overwrite: Annotated[bool, typer.Option(help="replace an existing prepared folder")] = False,
 ) -> None:
     """Load a dataset, clean it, remap ids, split leave-one-out and write Parquet + manifest."""
-    from auxrec.config import parse_assignments
+    from auxrec.config import checked_options, parse_assignments
     from auxrec.data.loaders import load_dataset
     from auxrec.data.prepare import PrepareOptions, prepare_dataset, write_prepared
+    from auxrec.io import check_output_folder
 
     loader_options = {k: _parse_value(v) for k, v in parse_assignments(option or [], "--option").items()}
+    options = checked_options(PrepareOptions, "--", drop_duplicates=drop_duplicates, min_rating=min_rating,
+                              k_core=k_core)
+    check_output_folder(out, "prepared", overwrite, inputs=(source,))  # before the (long) loading
     started = time.perf_counter()
     raw = load_dataset(dataset, source, **loader_options)
-    prepared = prepare_dataset(raw, PrepareOptions(drop_duplicates=drop_duplicates, min_rating=min_rating,
-                                                   k_core=k_core))
-    write_prepared(prepared, out, overwrite=overwrite)
+    prepared = prepare_dataset(raw, options)
+    read = tuple(Path(raw.source.get("path", source)) / name for name in raw.source.get("files", []))
+    write_prepared(prepared, out, overwrite=overwrite, inputs=(source, *read))
     manifest = prepared["manifest"]
     counts = manifest["counts"]
     console.print(
@@ -110,6 +120,14 @@ def prepare(
         f"  fingerprint {manifest['fingerprint'][:16]}  ({time.perf_counter() - started:.1f} s)",
         highlight=False,
     )
+    if counts.get("item_rows_without_interactions"):
+        console.print(f"  {counts['item_rows_without_interactions']:,} item-table rows name items with no interaction "
+                      "(left out of the prepared item table)", highlight=False)
+    if manifest["n_valid"] == 0 or manifest["n_test"] == 0:
+        error_console.print("[bold yellow]warning:[/] no user has the 3 or more interactions that leave-one-out needs "
+                            "for a validation and a test target, so no model can be trained or evaluated on this "
+                            "data; keep more interactions per user (a lower --k-core or --min-rating, more data)",
+                            highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -144,6 +162,8 @@ def train(
     min_epochs: Annotated[int | None, typer.Option(help="never stop early before this epoch (BERT4Rec: ~40)")]
     = None,
     eval_every: Annotated[int | None, typer.Option(help="validate every N epochs")] = None,
+    validation_protocol: Annotated[str | None, typer.Option(
+        help="protocol of the validation that stops training: sampled (default) or full (tiny catalogues)")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
     protocol: Annotated[list[str] | None, typer.Option(help="protocols to report (default: sampled and full)")] = None,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run from its last checkpoint")] = False,
@@ -153,7 +173,9 @@ def train(
     """Train a model on a prepared dataset and evaluate it; writes a run folder."""
     from auxrec.config import parse_assignments, read_config_file
     from auxrec.experiments.runs import DEFAULT_PROTOCOLS, train_run
+    from auxrec.io import check_output_folder
 
+    check_output_folder(out, "run", overwrite, inputs=(data, config))
     file_values = read_config_file(config) if config else {}
     if "seed" in file_values and seed == 0:
         seed = int(file_values["seed"])
@@ -164,7 +186,8 @@ def train(
                     ("command line", {k: v for k, v in model_flags.items() if v is not None}),
                     ("--set", parse_assignments(set_ or [], "--set"))]
     flags = {"epochs": epochs, "batch_size": batch_size, "learning_rate": lr, "weight_decay": weight_decay,
-             "patience": patience, "min_epochs": min_epochs, "eval_every": eval_every, "device": device}
+             "patience": patience, "min_epochs": min_epochs, "eval_every": eval_every, "device": device,
+             "validation_protocol": validation_protocol}
     training_layers = [("config file", file_values.get("training", {})),
                        ("command line", {k: v for k, v in flags.items() if v is not None}
                         | ({} if progress else {"progress": False}))]

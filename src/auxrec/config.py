@@ -17,6 +17,7 @@ import pydantic
 from auxrec.exceptions import ConfigError
 
 T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 def resolve_config(config_class: type[T], layers: list[tuple[str, dict[str, Any]]]) -> tuple[T, dict[str, str]]:
@@ -41,16 +42,32 @@ def resolve_config(config_class: type[T], layers: list[tuple[str, dict[str, Any]
         config = pydantic.TypeAdapter(config_class).validate_python(values)
     except pydantic.ValidationError as error:
         field, message = first_validation_error(error)
+        if not field:  # a rule over several settings (the config's __post_init__)
+            raise ConfigError(f"invalid settings for {config_class.__name__}: {message}") from None
         raise ConfigError(
-            f"invalid value for {config_class.__name__}.{field} ({sources.get(field, '?')}): {message}"
+            f"invalid value {values.get(field)!r} for {config_class.__name__}.{field} ({sources.get(field, '?')}): "
+            f"{message}"
         ) from None
     return config, sources
+
+
+def checked_options(model_class: type[M], prefix: str, **values: Any) -> M:
+    """``model_class(**values)`` for a pydantic options model, with a bad value as one `ConfigError` line.
+
+    ``prefix`` turns a field name into what the user typed (``"--"`` for command-line flags).
+    """
+    try:
+        return model_class(**values)
+    except pydantic.ValidationError as error:
+        field, message = first_validation_error(error)
+        raise ConfigError(f"invalid {prefix}{field.replace('_', '-')}={values.get(field)!r}: {message}") from None
 
 
 def first_validation_error(error: pydantic.ValidationError) -> tuple[str, str]:
     """(dotted field path, message) of the first problem pydantic found: one line for the user."""
     first = error.errors()[0]
-    return ".".join(str(part) for part in first["loc"]), first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
+    return ".".join(str(part) for part in first["loc"]), message
 
 
 def parse_assignments(assignments: list[str], what: str) -> dict[str, Any]:

@@ -28,3 +28,23 @@ class RunError(AuxrecError):
 
 class ResumeMismatch(RunError):
     """An interrupted run cannot be resumed: it was started with other settings."""
+
+
+class OutputFolderError(DataError, RunError):
+    """Writing an output folder would lose something: an input, or a folder auxrec did not write.
+
+    It is both a `DataError` and a `RunError`, the errors `prepare` and `train` raised for
+    a non-empty output folder before one check served both.
+    """
+
+
+class DamagedFile(RunError):
+    """A file auxrec wrote earlier cannot be read back (truncated, corrupted, edited)."""
+
+
+class TrainingDiverged(RunError):
+    """The training loss became NaN or infinite; the run is stopped before it looks finished."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint could not be written (a full disk); the previous one is kept."""

@@ -286,12 +286,16 @@ def _hm(folder: Path) -> Path:
 def test_hm(tmp_path: Path) -> None:
     raw = load_dataset("hm", _hm(tmp_path))
     inter = raw.interactions
-    assert list(inter.columns) == ["user", "item", "timestamp"]
+    assert list(inter.columns) == ["user", "item", "timestamp", "price"]  # price per transaction
     assert inter["item"].tolist() == ["0111565001", "0111565001", "0999999001"]  # duplicates kept
+    assert inter["price"].tolist() == [0.02, 0.02, 0.04]
     assert inter["timestamp"].tolist() == [1537401600, 1537401600, 1537488000]
     items = raw.items.set_index("item")
     assert items.loc["0111565001", "section_name"] == "Womens Nightwear, Socks & Tigh"
-    assert items.loc["0111565001", "price"] == pytest.approx(0.02)
+    # The item price is no longer aggregated over all transactions by the loader (that leaked
+    # validation/test prices); preparation computes it from training rows only.
+    assert "price" not in items.columns and raw.item_columns.numeric == ("price",)
+    assert [(a.column, a.source, a.how) for a in raw.item_aggregates] == [("price", "price", "mean")]
     assert items.loc["0111565001", "image_path"] == str((tmp_path / "images" / "011" / "0111565001.jpg").resolve())
     assert raw.item_columns.text == ("prod_name", "detail_desc") and len(raw.item_columns.categorical) == 11
     assert raw.users is not None and raw.users["user"].tolist() == ["c1", "c2"]
@@ -446,7 +450,9 @@ def test_generic_csv_and_parquet(tmp_path: Path) -> None:
     assert items.loc[10, "tags"] == ["a", "b"] and items.loc[11, "tags"] == []
     assert items.loc[11, "title"] is None and items.loc[10, "price"] == 1.5
     assert items.loc[10, "image"] == str((source / "images" / "10.jpg").resolve())
-    assert items.loc[11, "image"] == "/abs/11.png"
+    assert items.loc[11, "image"] is None  # outside the image folder: refused unless allowed (issue 16)
+    allowed = load_dataset("synthetic", source, allow_absolute_image_paths=True).items.set_index("item")
+    assert allowed.loc[11, "image"] == "/abs/11.png"
     assert raw.item_columns.to_dict() == {
         "text": ["title"], "categorical": ["color"], "numeric": ["price"], "multi_label": ["tags"], "image": "image"
     }  # fmt: skip

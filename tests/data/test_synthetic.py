@@ -272,9 +272,16 @@ def test_write_synthetic_refuses_to_clobber(tmp_path: Path, tiny_config: Synthet
     with pytest.raises(DataError, match="not empty"):
         write_synthetic(tiny_config, out)
     assert (out / "keep.txt").read_text() == "mine"
-    write_synthetic(tiny_config, out, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "auxrec-source.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    # --overwrite replaces only what auxrec generated: the user's folder stays (issue 16, case 1).
+    with pytest.raises(DataError, match="only replaces folders auxrec wrote"):
+        write_synthetic(tiny_config, out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    generated = tmp_path / "generated"
+    write_synthetic(tiny_config, generated)
+    (generated / "stale.txt").write_text("from the first generation")
+    write_synthetic(tiny_config, generated, overwrite=True)
+    assert not (generated / "stale.txt").exists() and (generated / "auxrec-source.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "generated"]
     assert issubclass(DataError, AuxrecError)
 
 

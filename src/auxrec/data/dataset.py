@@ -2,6 +2,10 @@
 
 Sequences are stored CSR-style (one flat item array plus per-user offsets) so that
 ML-20M-sized data stays a handful of NumPy arrays rather than millions of Python lists.
+
+Every table of a prepared folder is read by `read_prepared_table`: a missing, truncated or
+corrupt file, or one that does not match the manifest, is a one-line `DataError` naming
+the file and saying to run ``auxrec prepare`` again, never a pyarrow traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from auxrec.data.ids import PADDING_ID
 from auxrec.data.prepare import FORMAT_VERSION, MANIFEST_NAME, SPLITS
@@ -70,6 +75,39 @@ def _sequences(users: np.ndarray, items: np.ndarray, n_users: int) -> UserSequen
     return UserSequences(offsets=offsets, items=items.astype(np.int32, copy=False))
 
 
+_MANIFEST_KEYS = ("name", "n_users", "n_items", "n_interactions", "fingerprint")
+
+
+def _prepare_again(path: Path) -> str:
+    return f"re-run `auxrec prepare` to rewrite {path} (--overwrite replaces it)"
+
+
+def read_prepared_table(path: Path, columns: tuple[str, ...] = (), n_rows: int | None = None) -> pd.DataFrame:
+    """One Parquet table of a prepared dataset folder, checked.
+
+    Raises `DataError` naming the file when it is missing, cannot be read as Parquet
+    (truncated, corrupt), lacks one of ``columns`` or has not ``n_rows`` rows.
+    """
+    folder = path.parent
+    if not path.is_file():
+        raise DataError(f"{path} is missing; the prepared dataset is incomplete: {_prepare_again(folder)}")
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError, IndexError, EOFError) as error:
+        # pyarrow: ArrowInvalid "Parquet magic bytes not found" (truncated), OSError
+        # "ZSTD decompression failed" (corrupt pages), and more; pandas: its metadata.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DataError(f"{path} is truncated or corrupt ({reason}); {_prepare_again(folder)}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path} lacks column(s) {', '.join(missing)}; it is not the table auxrec wrote: "
+                        f"{_prepare_again(folder)}")
+    if n_rows is not None and len(frame) != n_rows:
+        raise DataError(f"{path} has {len(frame):,} rows where its manifest says {n_rows:,}; "
+                        f"{_prepare_again(folder)}")
+    return frame
+
+
 class PreparedDataset:
     """A prepared dataset folder (see `auxrec.data.prepare`), loaded lazily.
 
@@ -89,20 +127,26 @@ class PreparedDataset:
         if not manifest_path.is_file():
             raise DataError(f"{path} is not a prepared dataset (no {MANIFEST_NAME}); run `auxrec prepare` first")
         try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as error:
-            raise DataError(f"{manifest_path} is corrupt: {error}") from error
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise DataError(f"{manifest_path} is corrupt ({error}); {_prepare_again(path)}") from None
+        if not isinstance(manifest, dict):
+            raise DataError(f"{manifest_path} is corrupt (not a JSON object); {_prepare_again(path)}")
         if manifest.get("format_version") != FORMAT_VERSION:
             raise DataError(
                 f"{path} was prepared with format {manifest.get('format_version')}, this auxrec reads "
                 f"{FORMAT_VERSION}; prepare it again"
             )
+        lacking = [key for key in _MANIFEST_KEYS if key not in manifest]
+        if lacking:
+            raise DataError(f"{manifest_path} lacks {', '.join(lacking)}; {_prepare_again(path)}")
         table_path = path / "interactions.parquet"
-        if not table_path.is_file():
-            raise DataError(f"{table_path} is missing; prepare the dataset again")
-        interactions = pd.read_parquet(table_path)
+        interactions = read_prepared_table(table_path, ("user", "item", "split"))
         if len(interactions) != manifest["n_interactions"]:
             raise DataError(f"{table_path} does not match its manifest; prepare the dataset again")
+        if not isinstance(interactions["split"].dtype, pd.CategoricalDtype):
+            raise DataError(f"{table_path}: column split is not categorical; it is not the table auxrec "
+                            f"wrote: {_prepare_again(path)}")
         return cls(path, manifest, interactions)
 
     @property
@@ -127,11 +171,13 @@ class PreparedDataset:
 
     @cached_property
     def items(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "items.parquet")
+        """``items.parquet``: one row per item (``item`` 1..n_items, ``original_id``, side columns)."""
+        return read_prepared_table(self.path / "items.parquet", ("item", "original_id"), self.n_items)
 
     @cached_property
     def users(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "users.parquet")
+        """``users.parquet``: one row per user (``user`` 1..n_users, ``original_id``, side columns)."""
+        return read_prepared_table(self.path / "users.parquet", ("user", "original_id"), self.n_users)
 
     @cached_property
     def _split_codes(self) -> np.ndarray:

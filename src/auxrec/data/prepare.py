@@ -10,7 +10,10 @@ Steps, in this order (each is a pure function below):
 5. remap users and items to internal ids 1..n (`auxrec.data.ids`);
 6. leave-one-out split: a user's last interaction is ``test``, the second-to-last is
    ``valid``, the rest ``train``; users with fewer than 3 interactions are train-only and
-   counted in the manifest.
+   counted in the manifest;
+7. item attributes derived from interactions (`RawDataset.item_aggregates`, e.g. H&M's
+   mean transaction price) are computed from the ``train`` rows of step 6 only, so no
+   validation or test interaction leaks into an item feature (`training_item_aggregates`).
 
 The folder holds Parquet tables and ``manifest.json``. Preparation is deterministic: the
 same input and options give the same fingerprint and byte-identical files.
@@ -35,8 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auxrec import __version__
 from auxrec.data.ids import PADDING_ID, distinct_sorted_ids, id_map_frame, to_internal
-from auxrec.data.schema import RawDataset
+from auxrec.data.schema import InteractionAggregate, RawDataset
 from auxrec.exceptions import DataError
+from auxrec.io import check_output_folder, folder_mode, mark_output
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +132,13 @@ def _hashable(value: Any) -> Any:
 
 
 def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> dict[str, Any]:
-    """Clean, remap and split ``raw``; return the tables and the manifest (not yet written)."""
+    """Clean, remap and split ``raw``; return the tables and the manifest (not yet written).
+
+    Item attributes declared in ``raw.item_aggregates`` are computed here, after the split,
+    from the prepared training interactions only (see `training_item_aggregates`); the
+    manifest lists them under ``item_aggregates`` and counts, per attribute, the items with
+    metadata that have no training value (``items_without_train_<column>``).
+    """
     options = options or PrepareOptions()
     raw.validate()
     interactions = raw.interactions
@@ -161,11 +171,22 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
     )
     if "rating" in interactions.columns:
         table["rating"] = interactions["rating"].to_numpy(dtype=np.float32)
-    table = sort_by_user_and_time(table).reset_index(drop=True)
+    table = sort_by_user_and_time(table)
+    order = table.index.to_numpy()  # row of ``interactions`` behind each sorted row
+    table = table.reset_index(drop=True)
     split_codes = leave_one_out_split(table["user"].to_numpy())
     table["split"] = pd.Categorical.from_codes(split_codes, categories=list(SPLITS))
 
-    items = _item_table(raw, item_index)
+    sources = {a.source for a in raw.item_aggregates}
+    values = {s: interactions[s].to_numpy(dtype=np.float64, na_value=np.nan)[order] for s in sorted(sources)}
+    aggregates = training_item_aggregates(
+        raw.item_aggregates, table["item"].to_numpy(), split_codes, values, len(item_index)
+    )
+    items = _item_table(raw, item_index, aggregates)
+    for aggregate in raw.item_aggregates:
+        counts[f"items_without_train_{aggregate.column}"] = int(
+            (items["has_metadata"] & items[aggregate.column].isna()).sum()
+        )
     users = _user_table(raw, user_index)
 
     lengths = table.groupby("user", sort=True).size().to_numpy()
@@ -175,6 +196,9 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
             "users_evaluated": int((lengths >= MIN_EVALUATED_LENGTH).sum()),
             "users_train_only": int((lengths < MIN_EVALUATED_LENGTH).sum()),
             "items_without_side_information": int(items["has_metadata"].eq(False).sum()),
+            # Dropped by `_item_table`: said in the output, never silently.
+            "item_rows_without_interactions": 0 if raw.items is None else int(
+                (to_internal(item_index, raw.items["item"].to_numpy()) == PADDING_ID).sum()),
         }
     )
     tables = {"interactions": table, "items": items, "users": users}
@@ -193,6 +217,7 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
         "options": option_values,
         "source": raw.source,
         "item_columns": raw.item_columns.to_dict(),
+        "item_aggregates": [a.to_dict() for a in raw.item_aggregates],
         "user_columns": list(raw.user_columns),
         "auxrec_version": __version__,
         "tie_rule": "equal timestamps keep the source row order (stable sort)",
@@ -200,12 +225,46 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
     return {"tables": tables, "manifest": manifest}
 
 
-def _item_table(raw: RawDataset, item_index: pd.Index) -> pd.DataFrame:
+def training_item_aggregates(
+    aggregates: tuple[InteractionAggregate, ...],
+    items: np.ndarray,
+    split_codes: np.ndarray,
+    values: dict[str, np.ndarray],
+    n_items: int,
+) -> pd.DataFrame:
+    """Item attributes aggregated over the training interactions only.
+
+    ``items`` and ``split_codes`` are the prepared interaction rows (internal item ids,
+    `leave_one_out_split` codes); ``values[source]`` holds each row's value of an
+    aggregate's source column. Only rows with code 0 (``train``) are read, so validation
+    and test interactions cannot move an item attribute. Returns a float64 frame indexed
+    by internal item id 1..``n_items`` with one column per aggregate; items with no
+    (non-missing) training value get NaN.
+    """
+    index = pd.RangeIndex(1, n_items + 1, name="item")
+    train = split_codes == SPLITS.index("train")
+    columns: dict[str, np.ndarray] = {}
+    for aggregate in aggregates:
+        rows = pd.Series(values[aggregate.source][train], dtype=np.float64)
+        grouped = rows.groupby(items[train], sort=True).agg(aggregate.how)
+        columns[aggregate.column] = grouped.reindex(index).to_numpy(dtype=np.float64)
+    return pd.DataFrame(columns, index=index)
+
+
+def _item_table(
+    raw: RawDataset, item_index: pd.Index, aggregates: pd.DataFrame | None = None
+) -> pd.DataFrame:
     items = id_map_frame(item_index).rename(columns={"index": "item"})
     if raw.items is None:
         items["has_metadata"] = False
         return items
     side = raw.items
+    if aggregates is not None and len(aggregates.columns):
+        # Training-only attributes join the metadata rows (items without one get NaN).
+        keys = to_internal(item_index, side["item"].to_numpy())
+        side = side.assign(
+            **{column: aggregates[column].reindex(keys).to_numpy(np.float64) for column in aggregates.columns}
+        )
     columns = [c for c in raw.item_columns.all_columns() if c != "item"]
     extra = [c for c in side.columns if c not in columns and c != "item"]
     side = side[["item", *columns, *extra]]
@@ -228,15 +287,20 @@ def _user_table(raw: RawDataset, user_index: pd.Index) -> pd.DataFrame:
     return users.merge(side, on="user", how="left", sort=True)
 
 
-def write_prepared(prepared: dict[str, Any], out_dir: Path, overwrite: bool = False) -> Path:
-    """Write tables and manifest to ``out_dir`` atomically (temporary folder, then rename)."""
+def write_prepared(prepared: dict[str, Any], out_dir: Path, overwrite: bool = False,
+                   inputs: tuple[Path | str | None, ...] = ()) -> Path:
+    """Write tables and manifest to ``out_dir`` atomically (temporary folder, then rename).
+
+    ``overwrite`` replaces an earlier prepared dataset only (`auxrec.io.check_output_folder`),
+    never a folder that is or holds one of ``inputs`` (the raw source).
+    """
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        if not overwrite and any(out_dir.iterdir()):
-            raise DataError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+    check_output_folder(out_dir, "prepared", overwrite, inputs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
+        os.chmod(staging, folder_mode())  # mkdtemp makes 0700; outputs follow the user's umask
+        mark_output(staging, "prepared")
         for name, frame in prepared["tables"].items():
             _write_parquet(frame, staging / f"{name}.parquet")
         (staging / MANIFEST_NAME).write_text(json.dumps(prepared["manifest"], indent=2, sort_keys=True) + "\n")

@@ -75,6 +75,7 @@ import pandas as pd
 
 from auxrec.data.schema import ItemColumns, RawDataset
 from auxrec.exceptions import ConfigError, DataError
+from auxrec.io import check_output_folder, mark_output
 
 __all__ = [
     "PRESETS",
@@ -815,16 +816,14 @@ def write_synthetic(config: SyntheticConfig, out_dir: Path, progress: bool = Fal
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataError(f"{out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise DataError(f"{out_dir} already exists and is not empty; pass overwrite=True to replace it")
+    check_output_folder(out_dir, "generated", overwrite)  # never replaces a folder auxrec did not generate
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
         (tmp / "latent").mkdir(parents=True)
+        mark_output(tmp, "generated")
         cat = _build_catalogue(config)
         _write_items(config, cat, tmp)
         if config.images:

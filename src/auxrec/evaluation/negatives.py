@@ -69,7 +69,8 @@ def draw_negatives(
         if available < n_negatives:
             raise DataError(
                 f"user {user} has only {available} items left to sample {n_negatives} negatives from; "
-                "use the 'full' protocol for this dataset"
+                "this catalogue is too small for sampled evaluation: use the 'full' protocol "
+                "(`auxrec train ... --protocol full --validation-protocol full`)"
             )
         chosen: list[np.ndarray] = []
         have = 0

@@ -37,9 +37,16 @@ from auxrec.config import resolve_config
 from auxrec.evaluation.metrics import METRIC_NAMES
 from auxrec.exceptions import ConfigError
 from auxrec.experiments.parallel import RunExecutor, train_or_restart
-from auxrec.experiments.runs import evaluate_run, load_run, trained_on, training_seconds
+from auxrec.experiments.runs import (
+    current_revisions,
+    evaluate_run,
+    load_run,
+    recorded_revisions,
+    trained_on,
+    training_seconds,
+)
 from auxrec.experiments.specs import MODALITIES, ReproductionSpec
-from auxrec.io import exclusive_folder, write_text_atomic
+from auxrec.io import exclusive_folder, read_json, write_text_atomic
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.models import lookup
 from auxrec.training.config import TrainingConfig, same_training
@@ -312,7 +319,7 @@ class Reproduction:
         """(metrics, _) of a finished run with the spec's settings, or (None, train_run arguments)."""
         run_dir = run_dir or self.run_dir(variant, seed)
         if self._finished(variant, seed, chosen, run_dir):
-            metrics = json.loads((run_dir / "metrics.json").read_text())
+            metrics = read_json(run_dir / "metrics.json")
             missing = tuple(p for p in protocols if p not in metrics.get("test", {}))
             return (evaluate_run(run_dir, missing) if missing else metrics), {}
         if (run_dir / "metrics.json").is_file():
@@ -336,7 +343,7 @@ class Reproduction:
     def _finished(self, variant: Variant, seed: int, chosen: dict[str, Any], run_dir: Path) -> bool:
         """Whether ``run_dir`` holds that run, finished (so it is reused, not trained)."""
         return ((run_dir / "metrics.json").is_file()
-                and self._matches(variant, seed, chosen, json.loads((run_dir / "config.json").read_text()),
+                and self._matches(variant, seed, chosen, read_json(run_dir / "config.json"),
                                   _epochs_trained(run_dir)))
 
     def ensure_runs(
@@ -398,7 +405,7 @@ class Reproduction:
         if not trials:
             return chosen
         record_path = self.reports / "tuning.json"
-        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        record = read_json(record_path) if record_path.is_file() else {}
         record.update({"grid": tuning.grid, "seed": tuning.seed, "criterion": "valid NDCG@10 (validation protocol)"})
         results = record.setdefault("models", {})
         requests, owners = [], []  # every trial of every label, trained together
@@ -503,7 +510,7 @@ class Reproduction:
                                 "variant": variant, "state": state, "epoch": epoch, "dir": str(run_dir)})
                 if state == "done":
                     protocol = self._resolved(variant, self._layers(variant, values))[1]["validation_protocol"]
-                    metrics = json.loads((run_dir / "metrics.json").read_text())
+                    metrics = read_json(run_dir / "metrics.json")
                     scored.append((metrics["valid"][protocol]["NDCG@10"], values, run_dir))
             if len(scored) == len(tuning.trials):
                 best = max(scored, key=lambda entry: entry[0])  # first of equals, as `tuned_values`
@@ -527,10 +534,10 @@ class Reproduction:
             return "done", None
         staging = run_dir.with_name(f".{run_dir.name}.partial")
         if (staging / "checkpoint.pt").is_file() and (staging / "config.json").is_file():
-            if self._matches(variant, seed, chosen, json.loads((staging / "config.json").read_text()), 0):
-                import torch
+            if self._matches(variant, seed, chosen, read_json(staging / "config.json"), 0):
+                from auxrec.training.trainer import load_checkpoint
 
-                checkpoint = torch.load(staging / "checkpoint.pt", map_location="cpu", weights_only=False)
+                checkpoint = load_checkpoint(staging / "checkpoint.pt")
                 return "partial", int(checkpoint["epoch"])
         return "to train", None
 
@@ -569,7 +576,7 @@ def training_time_left(entries: Sequence[dict[str, Any]]) -> tuple[float, int]:
     for entry in entries:
         log = Path(entry["dir"]) / "training_log.json"
         if entry["state"] == "done" and log.is_file():
-            record = json.loads(log.read_text())
+            record = read_json(log)
             if record.get("epochs"):
                 for kind in kinds(entry["variant"]):
                     finished.setdefault(kind, []).append((training_seconds(record) or 0.0, len(record["epochs"])))
@@ -600,8 +607,12 @@ def collect(records: Sequence[dict[str, Any]], protocol: str, split: str = "test
 def _same_settings(config: dict[str, Any], variant: Variant, model_config: dict[str, Any],
                    training: dict[str, Any], epochs_trained: int) -> bool:
     """Whether a saved run is the run the spec asks for (see `same_training` for training settings)."""
+    wanted_model_config = json.loads(json.dumps(model_config))
     return (config.get("model") == variant.model
-            and config.get("model_config") == json.loads(json.dumps(model_config))
+            and config.get("model_config") == wanted_model_config
+            # a run of an earlier revision (a fix changed its numbers since) is retrained
+            and recorded_revisions(config) == current_revisions(variant.model, wanted_model_config,
+                                                                bool(_features_of(variant)))
             and same_training(config.get("training", {}), json.loads(json.dumps(training)), epochs_trained)
             and sorted(config.get("item_features", {})) == sorted(_features_of(variant)))
 
@@ -610,7 +621,7 @@ def _epochs_trained(run_dir: Path) -> int:
     log = run_dir / "training_log.json"
     if not log.is_file():
         return 0
-    return len(json.loads(log.read_text()).get("epochs", []))
+    return len(read_json(log).get("epochs", []))
 
 
 def _expected_cost(variant: Variant) -> int:
@@ -701,7 +712,7 @@ def _write_runs_csv(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     rows = []
     for record in records:
         log_path = record["run"] / "training_log.json"
-        log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+        log = read_json(log_path) if log_path.is_file() else {}
         for protocol, values in record["metrics"]["test"].items():
             rows.append({"label": record["variant"].label, "variant": record["variant"].key, "seed": record["seed"],
                          "protocol": protocol, **values, "fit_seconds": log.get("fit_seconds"),
@@ -784,7 +795,7 @@ def reproduce(
                "wall_seconds": round(seconds, 1),
                "spec": str(spec.path), "workdir": str(Path(workdir).resolve()), "files": [str(p) for p in written]}
     history_path = Path(reports) / "reproduce-log.json"
-    history = json.loads(history_path.read_text()) if history_path.is_file() else []
+    history = read_json(history_path) if history_path.is_file() else []
     history = [*history, {k: v for k, v in summary.items() if k != "files"}]
     _write_json(history_path, history)
     write_index(spec, Path(reports), history)
@@ -836,7 +847,7 @@ def write_index(spec: ReproductionSpec, reports: Path, history: Sequence[dict[st
         if (reports / name).is_file():
             lines += [f"**{caption}**", "", f"![{caption}]({name})", ""]
     if (reports / "tuning.json").is_file():
-        tuning = json.loads((reports / "tuning.json").read_text())
+        tuning = read_json(reports / "tuning.json")
         lines += ["**Tuning** (shared grid " + json.dumps(tuning.get("grid", {})) + ", seed "
                   f"{tuning.get('seed')}, chosen by {tuning.get('criterion')})", "",
                   "| model | trials (valid NDCG@10) | chosen |", "|---|---|---|"]

@@ -23,6 +23,7 @@ import dataclasses
 import inspect
 import json
 import os
+import pickle
 import platform
 import shutil
 import sys
@@ -38,11 +39,12 @@ import torch
 from auxrec import __version__
 from auxrec.config import resolve_config
 from auxrec.data.dataset import PreparedDataset
-from auxrec.evaluation.evaluator import EvaluationResult, check_protocol, evaluate
-from auxrec.exceptions import ConfigError, ResumeMismatch, RunError
+from auxrec.evaluation.evaluator import NEGATIVE_STRATEGY, EvaluationResult, check_protocol, evaluate
+from auxrec.evaluation.negatives import load_or_draw_negatives
+from auxrec.exceptions import ConfigError, DamagedFile, ResumeMismatch, RunError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.features.resolve import resolve_item_features
-from auxrec.io import atomic_output
+from auxrec.io import atomic_output, check_output_folder, mark_output, read_json
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.models import lookup
 from auxrec.training.config import DISPLAY_ONLY, TrainingConfig
@@ -80,7 +82,7 @@ def _versions_with_hardware(previous: Path, device: str) -> dict[str, Any]:
     entry = {"device": str(resolved), "torch_threads": torch.get_num_threads(),
              "device_name": (torch.cuda.get_device_name(resolved) if resolved.type == "cuda"
                              else platform.processor() or platform.machine())}
-    earlier = json.loads(previous.read_text()).get("trained_with", []) if previous.is_file() else []
+    earlier = read_json(previous).get("trained_with", []) if previous.is_file() else []
     return {**package_versions(), "trained_with": earlier if earlier[-1:] == [entry] else [*earlier, entry]}
 
 
@@ -122,9 +124,23 @@ def _describe_features(features: ItemFeatures | None) -> dict[str, Any]:
                    "items_present": coverage[name][0], "items": coverage[name][1]} for name in features.names}
 
 
+def recorded_revisions(config: dict[str, Any]) -> dict[str, int]:
+    """The model revisions a saved run was trained under; runs from before they were recorded are revision 1."""
+    if "revisions" in config:
+        return dict(config["revisions"])
+    return {"model": 1, **({"fusion": 1} if config.get("item_features") else {})}
+
+
+def current_revisions(model_name: str, model_config: dict[str, Any], with_features: bool) -> dict[str, int]:
+    """The revisions a run of ``model_name`` with ``model_config`` (a dict, as saved) would record now."""
+    model_class, config_class = lookup(model_name)
+    return dict(model_class.revisions(config_class(**model_config), with_features))
+
+
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a run config that must match for a resume (display settings may differ)."""
     kept = {k: v for k, v in config.items() if k != "sources"}
+    kept["revisions"] = recorded_revisions(config)
     kept["training"] = {k: v for k, v in config["training"].items() if k not in (*DISPLAY_ONLY, "epochs")}
     return kept
 
@@ -153,10 +169,14 @@ def train_run(
         check_protocol(protocol)
     model_config, model_sources = resolve_config(config_class, model_layers or [])
     training, training_sources = resolve_config(TrainingConfig, training_layers or [])
-    dataset = PreparedDataset.load(data)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise RunError(f"run folder {out} exists and is not empty; choose another --out or pass --overwrite")
+    check_output_folder(out, "run", overwrite, inputs=(data, *(feature_files or {}).values()))
+    dataset = PreparedDataset.load(data)
+    if int(dataset.manifest.get("n_valid", 0)) == 0 or int(dataset.manifest.get("n_test", 0)) == 0:
+        raise RunError(f"{data} has no validation or test targets (no user has the 3 or more interactions "
+                       "leave-one-out needs), so a model trained on it could not be validated or evaluated; "
+                       "prepare it again keeping more interactions per user")
+    _draw_negatives_before_training(dataset, training.validation_protocol, protocols, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.partial")
     with seeded(seed):
@@ -169,16 +189,18 @@ def train_run(
         "data": {"path": str(Path(data).resolve()), "name": dataset.name, "fingerprint": dataset.fingerprint,
                  "n_users": dataset.n_users, "n_items": dataset.n_items},
         "item_features": _describe_features(features),
+        "revisions": lookup(model_name)[0].revisions(model_config, features is not None),
         "protocols": list(protocols),
         "sources": {"model_config": model_sources, "training": training_sources},
     }
     if resume and (staging / "config.json").is_file():
-        previous = json.loads((staging / "config.json").read_text())
+        previous = read_json(staging / "config.json")
         if _comparable(previous) != _comparable(json.loads(json.dumps(config))):
             raise ResumeMismatch(f"cannot resume {out}: the settings differ from the interrupted run's")
     else:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
+    mark_output(staging, "run")
     _write_json(staging / "config.json", config)
     _write_json(staging / "versions.json", _versions_with_hardware(staging / "versions.json", training.device))
     started = time.perf_counter()
@@ -194,6 +216,19 @@ def train_run(
         shutil.rmtree(out)
     os.replace(staging, out)
     return metrics
+
+
+def _draw_negatives_before_training(dataset: PreparedDataset, validation_protocol: str,
+                                    protocols: tuple[str, ...], seed: int) -> None:
+    """Draw (and cache) the sampled protocols' negatives now, as evaluation would later.
+
+    A catalogue too small for 100 negatives per user then fails before the first epoch
+    instead of after training; the negatives are the ones evaluation reads, so nothing changes.
+    """
+    needed = {("valid", validation_protocol)} | {(split, p) for p in protocols for split in SPLITS}
+    for split, protocol in sorted(needed):
+        if protocol in NEGATIVE_STRATEGY:
+            load_or_draw_negatives(dataset, split, NEGATIVE_STRATEGY[protocol], seed)
 
 
 def training_seconds(training_log: dict[str, Any]) -> float | None:
@@ -215,7 +250,7 @@ def trained_on(run_dir: Path) -> str | None:
     path = Path(run_dir) / "versions.json"
     if not path.is_file():
         return None
-    starts = json.loads(path.read_text()).get("trained_with")
+    starts = read_json(path).get("trained_with")
     if not starts:
         return "not recorded (run from before device records)"
     names = []
@@ -247,7 +282,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Any, PreparedDataset]:
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "model").is_dir():
         raise RunError(f"{run_dir} is not a finished auxrec run (no config.json or model/)")
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_json(run_dir / "config.json")
     model_class, _ = lookup(config["model"])
     dataset = PreparedDataset.load(config["data"]["path"])
     if dataset.fingerprint != config["data"]["fingerprint"]:
@@ -263,6 +298,11 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Any, PreparedDataset]:
             "runs trained on another machine may come back without them). Its saved metrics still render; "
             "to evaluate it again (another protocol, a figure), delete the folder and train it again"
         ) from None
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as error:
+        # torch reports a truncated weights file as "[Errno 22] Invalid argument" or a zip error
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DamagedFile(f"the saved model in {run_dir / 'model'} is damaged ({reason}); delete the run folder "
+                          "and train it again") from None
     return config, model, dataset
 
 
@@ -272,6 +312,6 @@ def evaluate_run(run_dir: Path, protocols: tuple[str, ...]) -> dict[str, Any]:
         check_protocol(protocol)
     config, model, dataset = load_run(run_dir)
     metrics_path = Path(run_dir) / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics = read_json(metrics_path) if metrics_path.is_file() else {}
     return _evaluate_into(Path(run_dir), model, dataset, protocols, int(config["seed"]), metrics)
 

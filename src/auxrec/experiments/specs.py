@@ -19,8 +19,10 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from auxrec.config import first_validation_error
+from auxrec.config import first_validation_error, resolve_config
 from auxrec.exceptions import ConfigError
+from auxrec.models import lookup
+from auxrec.training.config import TrainingConfig
 
 SPEC_FOLDER_NAME = "configs"
 MODALITIES = ("text", "image", "tabular")
@@ -130,4 +132,33 @@ def load_spec(path: Path) -> ReproductionSpec:
     except pydantic.ValidationError as error:
         where, message = first_validation_error(error)
         raise ConfigError(f"spec {path}: {where}: {message}") from None
+    check_settings(spec)
     return spec
+
+
+def check_settings(spec: ReproductionSpec) -> None:
+    """Every model name, setting and value of ``spec`` is one a run would accept.
+
+    pydantic checks the spec's own structure; the model and training settings are free
+    dicts there, so a misspelt ``[models.sasrc.model]`` or ``hiden_dim`` would otherwise be
+    silently ignored and the model trained with defaults. Checked here with the same
+    `resolve_config` a run uses, so ``--dry-run`` and rendering catch them too.
+    """
+    where = f"spec {spec.path}" if spec.path else f"spec {spec.name}"
+    for name, model_spec in spec.models.items():
+        try:
+            _, config_class = lookup(name)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: [models.{name}]: {error}") from None
+        _check_layer(where, f"[models.{name}.model]", config_class, model_spec.model)
+        _check_layer(where, f"[models.{name}.training]", TrainingConfig, {**spec.training, **model_spec.training})
+    _check_layer(where, "[training]", TrainingConfig, spec.training)
+    for trial in spec.tuning.trials:
+        _check_layer(where, "[tuning] grid", TrainingConfig, {**spec.training, **trial})
+
+
+def _check_layer(where: str, section: str, config_class: type[Any], values: dict[str, Any]) -> None:
+    try:
+        resolve_config(config_class, [(section, values)])
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {section}: {error}") from None

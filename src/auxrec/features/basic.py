@@ -4,9 +4,15 @@ They turn the prepared item table into `ItemFeatures` modalities:
 
 - ``text``: hashed bag of words over the declared text columns (256 buckets, log term
   frequency, L2-normalised). Hashing uses CRC-32, not Python's salted ``hash``, so the
-  vectors are identical across processes.
+  vectors are identical across processes. Tokens (`tokenize`): the text is NFKC-normalised
+  and lower-cased; a token is a run of Unicode letters/digits (so Arabic, Cyrillic or
+  accented Latin words are whole tokens), except that characters of scripts written
+  without spaces (CJK ideographs, kana, Thai, Lao, Khmer, Myanmar) and symbols such as
+  emoji are one token each. On ASCII text this is exactly the original ``[a-z0-9]+``.
 - ``image``: the image shrunk to 8×8 RGB (192 values in [-0.5, 0.5]); a missing,
-  unreadable or truncated file leaves the item without an image (present = False).
+  unreadable, truncated or decompression-bomb file (`auxrec.features.images.read_rgb`,
+  the one guarded loader) leaves the item without an image (present = False), counted in
+  one log line.
 - ``tabular``: one-hot categorical values (each column's most frequent values), standardised
   numeric columns with a missing-value indicator, multi-hot multi-label tags.
 - ``keywords``: multi-hot of the multi-label columns (or, without any, of the categorical
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 import zlib
 from collections.abc import Iterable
 
@@ -28,6 +35,7 @@ import pandas as pd
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.exceptions import ConfigError
+from auxrec.features.images import ImageTally, read_rgb
 from auxrec.features.item_features import ItemFeatures
 
 logger = logging.getLogger(__name__)
@@ -36,7 +44,60 @@ TEXT_BUCKETS = 256
 IMAGE_SIDE = 8
 MAX_CATEGORY_VALUES = 64
 BASIC_MODALITIES = ("text", "image", "tabular", "keywords")
-_TOKEN = re.compile(r"[a-z0-9]+")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")  # the original tokenizer, still used for ASCII text
+# Scripts written without spaces between words: each character is a token (code point ranges).
+_UNSPACED = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x2E80, 0x2FDF),  # CJK radicals, Kangxi radicals
+    (0x3005, 0x3007),  # CJK iteration mark, closing mark, ideographic zero
+    (0x3021, 0x3029),  # Hangzhou numerals
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0x20000, 0x3FFFF),  # CJK extensions B and later
+)
+_EMOJI_MODIFIERS = (0x1F3FB, 0x1F3FF)  # skin tones: category Sk, not So
+
+
+def _unspaced(code: int) -> bool:
+    return any(low <= code <= high for low, high in _UNSPACED)
+
+
+def tokenize(text: str) -> list[str]:
+    """The basic text encoder's tokens of ``text``.
+
+    NFKC-normalised, lower-cased; a token is a run of letters and digits with their
+    combining marks (Unicode categories L, N, M: Arabic, Cyrillic, Devanagari or accented
+    Latin words stay whole), except that a character of a script written without spaces
+    (CJK, kana, Thai, Lao, Khmer, Myanmar) or a symbol such as an emoji (category So) is a
+    token by itself.
+    ASCII text gives exactly ``re.findall("[a-z0-9]+", text.lower())``, the original
+    tokenizer, so basic text vectors of ASCII data are unchanged.
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    if text.isascii():
+        return _ASCII_TOKEN.findall(text)
+    tokens: list[str] = []
+    word: list[str] = []
+    for char in text:
+        code = ord(char)
+        category = unicodedata.category(char)
+        alone = _unspaced(code) or category == "So" or _EMOJI_MODIFIERS[0] <= code <= _EMOJI_MODIFIERS[1]
+        if not alone and (category[0] in "LN" or category[0] == "M" and word):  # a mark only continues
+            word.append(char)
+            continue
+        if word:
+            tokens.append("".join(word))
+            word = []
+        if alone:
+            tokens.append(char)
+    if word:
+        tokens.append("".join(word))
+    return tokens
 
 
 def _rows(dataset: PreparedDataset) -> tuple[pd.DataFrame, np.ndarray]:
@@ -70,7 +131,7 @@ def text_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
         for column in columns:
             value = items[column].iat[row]
             if not _is_missing(value):
-                words += _TOKEN.findall(str(value).lower())
+                words += tokenize(str(value))
         if not words:
             continue
         buckets = np.fromiter((zlib.crc32(w.encode()) % TEXT_BUCKETS for w in words), np.int64, len(words))
@@ -82,7 +143,7 @@ def text_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def image_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     items, ids = _rows(dataset)
     column = dataset.item_columns.image
@@ -90,18 +151,20 @@ def image_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
     present = np.zeros(dataset.n_items + 1, bool)
     if column is None or column not in items.columns:
         return matrix, present
+    tally = ImageTally()
     for row, item in enumerate(ids):
         path = items[column].iat[row]
-        if _is_missing(path):
+        image = read_rgb(path, tally=tally)  # None: missing, unreadable or too large
+        if image is None:
             continue
         try:
-            with Image.open(str(path)) as image:  # PIL sniffs the real format, whatever the extension
-                small = image.convert("RGB").resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BILINEAR)
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            logger.debug("item %s: image %s unusable (%s)", item, path, error)
+            small = image.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BILINEAR)
+        except (OSError, ValueError) as error:  # e.g. a 0-pixel image
+            tally.add("unreadable", path, error)
             continue
         matrix[item] = np.asarray(small, np.float32).reshape(-1) / 255.0 - 0.5
         present[item] = True
+    tally.log(logger, f"image (basic, {dataset.name})")
     return matrix, present
 
 

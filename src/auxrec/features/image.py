@@ -14,8 +14,11 @@
   (its name carries the hash prefix, torch-hub style) and loaded with
   ``weights_only=True``.
 
-Preprocessing is PIL + NumPy only (no torchvision). An image that is missing, unreadable,
-truncated or not an image gives no vector (``ok`` False), never an exception; PIL reads
+Preprocessing is PIL + NumPy only (no torchvision). Images are opened by the one guarded
+loader, `auxrec.features.images.read_rgb`: an image that is missing, unreadable, truncated,
+not an image or a decompression bomb (a header claiming more than
+`auxrec.features.images.MAX_IMAGE_PIXELS` pixels) gives no vector (``ok`` False), never an
+exception, and `ImageEncoder.encode` logs one line counting them; PIL reads
 the real format from the file's bytes, so a PNG named ``.jpg`` is fine. JPEGs are
 decoded at reduced scale (``Image.draft``) when far larger than needed, which keeps big
 product photos cheap.
@@ -28,6 +31,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +39,8 @@ import numpy as np
 
 from auxrec.exceptions import ConfigError
 from auxrec.features.cache import file_sha256
+from auxrec.features.images import ImageTally
+from auxrec.features.images import read_rgb as guarded_read_rgb
 from auxrec.features.text import local_model_folder, quiet_transformers, weights_id
 
 logger = logging.getLogger(__name__)
@@ -42,23 +48,16 @@ logger = logging.getLogger(__name__)
 DATA2VEC_VISION = "facebook/data2vec-vision-base"
 EFFICIENTNET_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 EFFICIENTNET_DIM = 1280
+JPEG_DRAFT = (320, 320)  # JPEGs decode at 1/2..1/8 scale while still ≥ 320 px
 
 
-def read_rgb(path: object) -> Any | None:
-    """The image at ``path`` as an RGB PIL image, or None when there is no usable image."""
-    from PIL import Image, UnidentifiedImageError
+def read_rgb(path: object, tally: ImageTally | None = None) -> Any | None:
+    """The image at ``path`` as an RGB PIL image, or None when there is no usable image.
 
-    if path is None or (isinstance(path, float) and np.isnan(path)) or not str(path).strip():
-        return None
-    try:
-        with Image.open(str(path)) as image:
-            if image.format == "JPEG":
-                image.draft("RGB", (320, 320))  # decode at 1/2..1/8 scale when still ≥ 320 px
-            image.load()  # decodes now, so a truncated file fails here and not later
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        logger.debug("image %s unusable: %s", path, error)
-        return None
+    The guarded loader `auxrec.features.images.read_rgb` (missing, unreadable and
+    decompression-bomb images give None), with JPEG draft decoding.
+    """
+    return guarded_read_rgb(path, draft=JPEG_DRAFT, tally=tally)
 
 
 def resize_short_side_crop(image: Any, short_side: int, crop: int) -> np.ndarray:
@@ -99,13 +98,15 @@ class ImageEncoder:
         """(B, 3, H, W) tensor → (B, dim) tensor."""
         raise NotImplementedError
 
-    def _prepare(self, path: object) -> np.ndarray | None:
-        image = read_rgb(path)
+    def _prepare(self, path: object, tally: ImageTally | None = None) -> np.ndarray | None:
+        image = read_rgb(path, tally)
         if image is None:
             return None
         try:
             return self.preprocess(image)
         except (OSError, ValueError) as error:  # e.g. a 0-pixel image
+            if tally is not None:
+                tally.add("unreadable", path, error)
             logger.debug("image %s unusable: %s", path, error)
             return None
 
@@ -116,16 +117,19 @@ class ImageEncoder:
 
         vectors = np.zeros((len(paths), self.dim), np.float32)
         ok = np.zeros(len(paths), bool)
+        tally = ImageTally()
+        prepare = partial(self._prepare, tally=tally)
         with ThreadPoolExecutor(self.workers) as pool, torch.inference_mode(), \
                 tqdm(total=len(paths), unit="item", desc="image", disable=not progress) as bar:
             for start in range(0, len(paths), self.batch_size):
-                prepared = list(pool.map(self._prepare, paths[start : start + self.batch_size]))
+                prepared = list(pool.map(prepare, paths[start : start + self.batch_size]))
                 rows = [start + k for k, p in enumerate(prepared) if p is not None]
                 if rows:
                     pixels = torch.from_numpy(np.stack([p for p in prepared if p is not None]))  # (B, 3, H, W)
                     vectors[rows] = self.forward(pixels).float().numpy()
                     ok[rows] = True
                 bar.update(len(prepared))
+        tally.log(logger, f"image ({self.name})")
         return vectors, ok
 
 

@@ -68,6 +68,14 @@ class NeuralRecommender(nn.Module):
     name: ClassVar[str]
     config_class: ClassVar[type]
     history_length: int = 0
+    # Bumped when a fix changes the numbers the same settings give, so that a run trained
+    # before it is retrained rather than reused as if current (`revisions`, in config.json).
+    revision: ClassVar[int] = 1
+
+    @classmethod
+    def revisions(cls, config: Any, with_features: bool) -> dict[str, int]:
+        """The revisions a run of this model with ``config`` records (and must match to be reused)."""
+        return {"model": cls.revision}
 
     def __init__(self, config: Any, *, n_users: int, n_items: int) -> None:
         super().__init__()

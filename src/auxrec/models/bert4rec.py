@@ -20,31 +20,37 @@ default (``norm_first``). The [MASK] token has no auxiliary vector (zeros).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
-from auxrec.models.sasrec import SASRec
+from auxrec.models.sasrec import SASRec, check_heads_divide_width
 from auxrec.models.transformer import reverse_positions, trim_padding
 
 
 @dataclass(frozen=True)
 class BERT4RecConfig:
-    hidden_dim: int = 64
-    n_blocks: int = 2
-    n_heads: int = 2
-    ffn_dim: int = 256
-    dropout: float = 0.2
-    max_length: int = 200
-    mask_probability: float = 0.2
+    """BERT4Rec's architecture; ranges are checked when settings are resolved (before training)."""
+
+    hidden_dim: Annotated[int, Field(ge=1)] = 64
+    n_blocks: Annotated[int, Field(ge=1)] = 2
+    n_heads: Annotated[int, Field(ge=1)] = 2
+    ffn_dim: Annotated[int, Field(ge=1)] = 256
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    max_length: Annotated[int, Field(ge=1)] = 200  # the history keeps max_length - 1 items beside the [MASK]
+    mask_probability: Annotated[float, Field(gt=0, le=1)] = 0.2
     norm_first: bool = True
-    init_std: float = 0.02
-    aux_fusion: str = "concat"
+    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.02
+    aux_fusion: Literal["concat", "sum"] = "concat"
     aux_on_output: bool = False
+
+    def __post_init__(self) -> None:
+        check_heads_divide_width(self.hidden_dim, self.n_heads)
 
 
 class BERT4Rec(SASRec):
@@ -52,6 +58,7 @@ class BERT4Rec(SASRec):
     config_class: ClassVar[type] = BERT4RecConfig
     causal: ClassVar[bool] = False
     activation: ClassVar[str] = "gelu"
+    revision: ClassVar[int] = 1  # its own loss: SASRec's padding-position fix does not apply
 
     @property
     def n_embeddings(self) -> int:
@@ -101,7 +108,10 @@ class BERT4Rec(SASRec):
     def user_states(self, sequences: torch.Tensor) -> torch.Tensor:
         """Append [MASK] after the (last max_length − 1 items of the) history; its state scores."""
         mask_column = torch.full((sequences.shape[0], 1), self.mask_id, dtype=sequences.dtype,
-                                 device=sequences.device)
-        extended = torch.cat([sequences[:, -(self.config.max_length - 1):], mask_column], dim=1)
+                                 device=sequences.device)  # (B, 1)
+        # The [MASK] takes one of the max_length positions. Slice from an explicit start:
+        # ``[:, -0:]`` would keep everything when max_length is 1.
+        start = max(sequences.shape[1] - (self.config.max_length - 1), 0)
+        extended = torch.cat([sequences[:, start:], mask_column], dim=1)  # (B, ≤ max_length)
         hidden, _ = self.encode(trim_padding(extended))
         return hidden[:, -1]

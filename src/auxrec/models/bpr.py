@@ -13,11 +13,12 @@ vectorised hardware); an item bias, as in most public implementations.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
@@ -27,9 +28,9 @@ from auxrec.training.batching import pair_keys, sample_unseen_items
 
 @dataclass(frozen=True)
 class BPRConfig:
-    embedding_dim: int = 64
-    l2_regularization: float = 1e-5  # weight of ||p_u||² + ||q_i||² + ||q_j||² per pair
-    init_std: float = 0.01
+    embedding_dim: Annotated[int, Field(ge=1)] = 64
+    l2_regularization: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1e-5  # weight of ||p_u||² + ||q_i||² + ||q_j||² per pair
+    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.01
 
 
 class BPR(NeuralRecommender):

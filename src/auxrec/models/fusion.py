@@ -1,13 +1,44 @@
 """Fusion of auxiliary item vectors into the model width (the paper's ``W · k_v``).
 
-- ``concat``: concatenate the chosen modalities' vectors, one linear map to width d;
-- ``sum``: one linear map per modality to width d, then add.
+- ``concat``: concatenate the chosen modalities' vectors, one learned linear map to width d.
+- ``sum`` (the paper's "point-wise addition of vector items"): bring every modality into
+  one common width with a **fixed** alignment, add the aligned vectors point-wise, then one
+  shared learned linear map to width d.
+
+Why the alignment is fixed: one *learned* linear map per modality followed by addition,
+``Σ_m W_m x_m``, equals ``[W_1 … W_M] · concat(x_1 … x_M)`` — one linear map of the
+concatenation, i.e. the same function family as ``concat`` with a different
+parameterisation. A summation model must lose something concatenation keeps: here the
+fused input depends on the modalities only through ``Σ_m A_m x_m`` with fixed ``A_m``, so
+two items whose aligned vectors have the same sum are indistinguishable. Nothing makes
+coordinate k mean the same thing in two modalities, so the sum can merge items that
+concatenation keeps apart (two modalities stating one attribute in unrelated coordinates
+may add up to nearly parallel vectors for different values); that loss is what the
+paper's concat-vs-sum ablation measures.
+
+The alignment ``A_m`` of a modality is a PCA fitted on the items that have it (numpy SVD
+of the centred rows, float64): its vectors are projected on their top ``common`` principal
+components, where ``common`` = the smallest modality width, so that coordinate k of every
+modality is its k-th direction of largest variance. Each component's sign is fixed (its
+largest-|value| loading is positive) so the result does not depend on the SVD routine's
+sign convention, and the aligned vectors are scaled to mean norm 1 per modality.
+Centring means an item without a modality contributes the zero vector = that modality's
+average item, i.e. no information. Components beyond the data's rank (e.g. fewer present
+items than ``common``) are zero columns.
 
 The feature matrices are frozen buffers (encoders are not fine-tuned) and travel with the
-model's weights, so a saved SASRec+ reloads without its feature files. Each modality is
+model's weights, so a saved SASRec+ reloads without its feature files: for ``concat`` the
+rescaled encoder vectors ``(n_rows, dim_m)``, for ``sum`` the already aligned vectors
+``(n_rows, common)`` (computed once in `from_features`; the model never needs the raw
+ones). `dims` reports the encoders' widths in both modes, which is what `save`/`load`
+need to rebuild placeholder features of the right shapes; the alignment is
+deterministic, so rebuilding the ``sum`` buffers from the same features (as
+``tools/remote_gpu/restore.py`` does) gives them back (bit for bit with the same
+numpy/LAPACK build, up to rounding otherwise). For ``concat`` each modality is
 rescaled once so that its mean item-vector norm is 1: encoders differ in scale by orders
 of magnitude (a 1280-d CNN vector vs a unit-norm sentence vector), and without this the
-largest modality would dominate the first updates. Missing modalities are zero rows.
+largest modality would dominate the first updates. Missing modalities are zero rows in
+both modes.
 """
 
 from __future__ import annotations
@@ -20,6 +51,37 @@ from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 
 FUSION_MODES = ("concat", "sum")
+# 2: "sum" became the paper's summation (fixed alignment, one shared map); before, it was
+# one learned map per modality, the same function family as "concat".
+FUSION_REVISIONS = {"concat": 1, "sum": 2}
+
+
+def _unit_mean_norm(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` divided by their mean row norm (unchanged when that is 0 or there are none)."""
+    scale = float(np.linalg.norm(vectors, axis=1).mean()) if len(vectors) else 0.0
+    return vectors / scale if scale > 0 else vectors
+
+
+def pca_alignment(matrix: np.ndarray, present: np.ndarray, width: int) -> np.ndarray:
+    """(n_rows, dim) vectors → (n_rows, width) PCA coordinates of the present rows, mean norm 1.
+
+    Deterministic: float64 SVD of the centred present rows, each component's sign fixed
+    so that its largest-|value| loading is positive. Absent rows stay zero.
+    """
+    aligned = np.zeros((matrix.shape[0], width), dtype=np.float32)
+    rows = matrix[present].astype(np.float64)  # (P, dim)
+    if len(rows) == 0:
+        return aligned
+    centred = rows - rows.mean(axis=0)
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)  # (min(P, dim), dim)
+    # Directions beyond the data's rank are arbitrary (routine-dependent): leave them zero.
+    rank = int((singular > singular[0] * max(centred.shape) * np.finfo(np.float64).eps).sum())
+    components = components[: min(width, rank)]
+    largest = np.abs(components).argmax(axis=1)
+    components *= np.sign(components[np.arange(len(components)), largest])[:, None]
+    projected = _unit_mean_norm(centred @ components.T)  # (P, k), k = min(rank, width)
+    aligned[present, : projected.shape[1]] = projected
+    return aligned
 
 
 class AuxiliaryFusion(nn.Module):
@@ -31,12 +93,14 @@ class AuxiliaryFusion(nn.Module):
             raise ConfigError("fusion needs at least one modality")
         self.mode = mode
         self.names = list(dims)
+        self.input_dims = dict(dims)
+        # sum: every modality is stored already aligned to the common width.
+        self.common_width = min(dims.values())
         for name, dim in dims.items():
-            self.register_buffer(f"features_{name}", torch.zeros(n_rows, dim))
-        if mode == "concat":
-            self.projection = nn.Linear(sum(dims.values()), width)
-        else:
-            self.projections = nn.ModuleDict({name: nn.Linear(dim, width) for name, dim in dims.items()})
+            stored = dim if mode == "concat" else self.common_width
+            self.register_buffer(f"features_{name}", torch.zeros(n_rows, stored))
+        in_width = sum(dims.values()) if mode == "concat" else self.common_width
+        self.projection = nn.Linear(in_width, width)
 
     @classmethod
     def from_features(cls, features: ItemFeatures, mode: str, width: int) -> AuxiliaryFusion:
@@ -44,20 +108,29 @@ class AuxiliaryFusion(nn.Module):
         with torch.no_grad():
             for name, matrix in features.matrices.items():
                 present = features.present[name]
-                norms = np.linalg.norm(matrix[present], axis=1) if present.any() else np.ones(1)
-                scale = float(norms.mean()) or 1.0
-                getattr(module, f"features_{name}").copy_(torch.from_numpy(matrix / scale))
+                if mode == "concat":
+                    norms = np.linalg.norm(matrix[present], axis=1) if present.any() else np.ones(1)
+                    scale = float(norms.mean()) or 1.0
+                    stored = matrix / scale
+                else:
+                    stored = pca_alignment(matrix, present, module.common_width)
+                getattr(module, f"features_{name}").copy_(torch.from_numpy(stored))
         return module
 
     def dims(self) -> dict[str, int]:
-        return {name: int(getattr(self, f"features_{name}").shape[1]) for name in self.names}
+        """The encoders' widths per modality (not the stored, aligned widths of ``sum``)."""
+        return dict(self.input_dims)
+
+    def fused_input(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """(...,) item ids → (..., in_width) what the learned map sees: concatenation or aligned sum."""
+        vectors = [getattr(self, f"features_{name}")[item_ids] for name in self.names]
+        if self.mode == "concat":
+            return torch.cat(vectors, dim=-1)
+        return torch.stack(vectors).sum(0)  # (..., common) point-wise addition
 
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) item ids → (..., width) projected auxiliary vectors."""
-        vectors = [getattr(self, f"features_{name}")[item_ids] for name in self.names]
-        if self.mode == "concat":
-            return self.projection(torch.cat(vectors, dim=-1))
-        return torch.stack([self.projections[n](v) for n, v in zip(self.names, vectors)]).sum(0)
+        return self.projection(self.fused_input(item_ids))
 
     def all_items(self) -> torch.Tensor:
         """(n_items + 1, width) projected vectors of every item."""

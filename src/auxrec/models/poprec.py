@@ -27,6 +27,11 @@ class PopRecConfig:
 class PopRec:
     name: ClassVar[str] = "poprec"
     history_length = 0
+    revision: ClassVar[int] = 1
+
+    @classmethod
+    def revisions(cls, config: PopRecConfig, with_features: bool) -> dict[str, int]:
+        return {"model": cls.revision}
 
     def __init__(self, config: PopRecConfig, *, n_users: int, n_items: int) -> None:
         self.config = config

@@ -14,7 +14,9 @@ Deviations, each deliberate:
   as ``loss="bce"``. Reproductions (Klenitskiy & Vasilev, RecSys 2023; Petrov &
   Macdonald, RecSys 2023) report large accuracy gains from cross-entropy, and on our data
   it converges in fewer epochs; BCE negatives are drawn uniformly from all items (a
-  collision with a positive has probability ~len/n_items and is not rejected).
+  collision with a positive has probability ~len/n_items and is not rejected). Either
+  loss counts only positions whose input is a real item (as the reference SASRec does):
+  a user with n training items trains min(n, max_length + 1) − 1 positions.
 - **Pre-LayerNorm** blocks by default (``norm_first``; the paper is post-norm) — more
   stable with larger learning rates; ``norm_first=False`` gives the paper's layout.
 - **Positions** are counted from the most recent item, so per-batch trimming of padding
@@ -27,11 +29,12 @@ Deviations, each deliberate:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
@@ -39,7 +42,7 @@ from auxrec.data.ids import PADDING_ID
 from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.models.base import NeuralRecommender, UserHistories
-from auxrec.models.fusion import AuxiliaryFusion
+from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion
 from auxrec.models.transformer import TransformerBlock, attention_mask, reverse_positions, trim_padding
 
 SASREC_LOSSES = ("ce", "bce")
@@ -47,17 +50,29 @@ SASREC_LOSSES = ("ce", "bce")
 
 @dataclass(frozen=True)
 class SASRecConfig:
-    hidden_dim: int = 64
-    n_blocks: int = 2
-    n_heads: int = 1
-    ffn_dim: int = 64  # the paper's point-wise FFN keeps the width
-    dropout: float = 0.2
-    max_length: int = 200  # 200 suits MovieLens; ~50 for short (e.g. fashion) sequences
-    loss: str = "ce"  # "ce" (full softmax, default) or "bce" (paper: one sampled negative)
+    """SASRec's architecture; ranges are checked when settings are resolved (before training)."""
+
+    hidden_dim: Annotated[int, Field(ge=1)] = 64
+    n_blocks: Annotated[int, Field(ge=1)] = 2
+    n_heads: Annotated[int, Field(ge=1)] = 1
+    ffn_dim: Annotated[int, Field(ge=1)] = 64  # the paper's point-wise FFN keeps the width
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    max_length: Annotated[int, Field(ge=1)] = 200  # 200 suits MovieLens; ~50 for short (e.g. fashion) sequences
+    loss: Literal["ce", "bce"] = "ce"  # "ce" (full softmax, default) or "bce" (paper: one sampled negative)
     norm_first: bool = True
-    init_std: float = 0.02
-    aux_fusion: str = "concat"  # "concat" or "sum", used when item features are given
+    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.02
+    aux_fusion: Literal["concat", "sum"] = "concat"  # used when item features are given
     aux_on_output: bool = False
+
+    def __post_init__(self) -> None:
+        check_heads_divide_width(self.hidden_dim, self.n_heads)
+
+
+def check_heads_divide_width(hidden_dim: int, n_heads: int) -> None:
+    """Multi-head attention splits the width into equal heads."""
+    if n_heads >= 1 and hidden_dim % n_heads:
+        raise ValueError(f"hidden_dim {hidden_dim} is not divisible by n_heads {n_heads}; choose a hidden_dim "
+                         f"that is a multiple of {n_heads}")
 
 
 class SASRec(NeuralRecommender):
@@ -65,6 +80,14 @@ class SASRec(NeuralRecommender):
     config_class: ClassVar[type] = SASRecConfig
     causal: ClassVar[bool] = True
     activation: ClassVar[str] = "relu"
+    revision: ClassVar[int] = 2  # 2: the position whose input is padding no longer trains
+
+    @classmethod
+    def revisions(cls, config: SASRecConfig, with_features: bool) -> dict[str, int]:
+        found = {"model": cls.revision}
+        if with_features:
+            found["fusion"] = FUSION_REVISIONS[config.aux_fusion]
+        return found
 
     def __init__(
         self, config: SASRecConfig, *, n_users: int, n_items: int, item_features: ItemFeatures | None = None
@@ -153,24 +176,40 @@ class SASRec(NeuralRecommender):
     def make_batch(
         self, dataset: PreparedDataset, units: np.ndarray, rng: np.random.Generator
     ) -> dict[str, torch.Tensor]:
-        """Whole training sequences, one row per user: inputs v_1..v_{n-1}, targets v_2..v_n."""
+        """Whole training sequences, one row per user: inputs v_1..v_{n-1}, targets v_2..v_n.
+
+        The window holds the last max_length + 1 items, left-padded; a user with n ≤
+        max_length + 1 items gets n − 1 loss positions, a longer one max_length (see
+        `loss_positions`).
+        """
         window = trim_padding(torch.from_numpy(dataset.train_sequences.padded(units, self.config.max_length + 1)))
         batch = {"inputs": window[:, :-1], "targets": window[:, 1:]}
         if self.config.loss == "bce":
             batch["negatives"] = torch.from_numpy(rng.integers(1, self.n_items + 1, size=tuple(window[:, 1:].shape)))
         return batch
 
+    @staticmethod
+    def loss_positions(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, L) True where the loss counts: a real input item with a real target.
+
+        The position just before a user's first item has a padding input and the first
+        item as target; predicting it from nothing would train a user-independent
+        popularity prior through the padding state, so (as in the reference SASRec) it is
+        left out.
+        """
+        return (batch["inputs"] != PADDING_ID) & (batch["targets"] != PADDING_ID)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
-        targets = batch["targets"]
-        has_target = targets != PADDING_ID
-        hidden = hidden[has_target]  # (N, d) only positions with a next item
+        counted = self.loss_positions(batch)  # (B, L)
+        targets = batch["targets"][counted]  # (N,)
+        hidden = hidden[counted]  # (N, d)
         items = self.output_embeddings()
         if self.config.loss == "ce":
             logits = hidden @ items[1:].T  # (N, n_items); padding is never a target
-            return F.cross_entropy(logits.float(), targets[has_target] - 1)
-        positive = (hidden * items[targets[has_target]]).sum(-1)
-        negative = (hidden * items[batch["negatives"][has_target]]).sum(-1)
+            return F.cross_entropy(logits.float(), targets - 1)
+        positive = (hidden * items[targets]).sum(-1)  # (N,)
+        negative = (hidden * items[batch["negatives"][counted]]).sum(-1)  # (N,)
         return F.binary_cross_entropy_with_logits(positive, torch.ones_like(positive)) + \
             F.binary_cross_entropy_with_logits(negative, torch.zeros_like(negative))
 

@@ -35,11 +35,12 @@ Deviations from the paper, each deliberate:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
@@ -50,9 +51,9 @@ from auxrec.training.batching import pair_keys, sample_unseen_items
 
 @dataclass(frozen=True)
 class TransRecConfig:
-    embedding_dim: int = 64
-    l2_regularization: float = 1e-5  # weight of the squared norms of the parameters a pair uses
-    init_std: float = 0.1  # item points; user translations and biases start at zero
+    embedding_dim: Annotated[int, Field(ge=1)] = 64
+    l2_regularization: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1e-5  # weight of the squared norms of the parameters a pair uses
+    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.1  # item points; user translations and biases start at zero
 
 
 def unit_ball(vectors: torch.Tensor) -> torch.Tensor:

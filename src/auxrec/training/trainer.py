@@ -17,6 +17,7 @@ import copy
 import logging
 import math
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
+from auxrec.exceptions import CheckpointError, ConfigError, DamagedFile, TrainingDiverged
 from auxrec.training.batching import Shard
 from auxrec.training.config import TrainingConfig
 
@@ -42,8 +44,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        from auxrec.exceptions import ConfigError
-
         raise ConfigError("--device cuda was requested but no CUDA device is available")
     return torch.device(name)
 
@@ -62,8 +62,28 @@ def _batch_counts(batch: dict[str, torch.Tensor]) -> tuple[int, int]:
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.partial")
-    torch.save(state, temporary)
+    try:
+        torch.save(state, temporary)
+    except (OSError, RuntimeError) as error:  # torch reports a full disk as a RuntimeError of its writer
+        temporary.unlink(missing_ok=True)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(
+            f"could not write the checkpoint {path} ({reason}); the previous checkpoint is kept, so free some "
+            "space and continue with --resume"
+        ) from None
     os.replace(temporary, path)  # atomic: a crash leaves the previous checkpoint intact
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A checkpoint written by `_save_checkpoint`; a damaged one is one `DamagedFile` line naming it."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        raise DamagedFile(f"{path} is damaged ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
+                          "delete it to train that run from the start") from None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise DamagedFile(f"{path} is not an auxrec checkpoint; delete it to train that run from the start")
+    return state
 
 
 def _should_stop(rounds_without_improvement: int, epochs_done: int, config: TrainingConfig) -> bool:
@@ -99,7 +119,7 @@ def train_neural_model(
     first_epoch = 1
     checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = load_checkpoint(checkpoint, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
@@ -127,10 +147,19 @@ def train_neural_model(
             optimizer.zero_grad(set_to_none=True)
             with autocast:
                 loss = model.loss(_to_device(batch, device))
+            batch_loss = float(loss.detach())  # the one host sync per step, read before the update
+            if not math.isfinite(batch_loss):
+                # A non-finite loss would train NaN weights into a run that looks finished
+                # (every metric 0); stop while the previous epoch's checkpoint is intact.
+                raise TrainingDiverged(
+                    f"{model.name} diverged: the training loss became {batch_loss} in epoch {epoch} "
+                    f"(batch {n_batches + 1}); lower --lr (now {config.learning_rate:g}) or check the item "
+                    "features; no finished run was written"
+                )
             loss.backward()
             optimizer.step()
             rows, positions = _batch_counts(batch)
-            total_loss += float(loss.detach())
+            total_loss += batch_loss
             n_batches, n_rows, n_positions = n_batches + 1, n_rows + rows, n_positions + positions
             if n_batches % 10 == 0:
                 elapsed = time.perf_counter() - started

@@ -125,21 +125,38 @@ def dates_to_seconds(values: pd.Series, dataset: str, column: str, path: Path) -
     try:
         parsed = pd.to_datetime(pd.Series(uniques), utc=True)
     except (ValueError, TypeError, OverflowError):
-        bad = _first_unparseable(pd.Series(uniques))
-        raise DataError(
-            f"{dataset}: column {column!r} in {path.name} holds values that are not dates, such as {bad!r}"
-        ) from None
+        parsed = _parse_one_by_one(pd.Series(uniques), dataset, column, path)
     seconds = datetime_to_seconds(parsed)
     return seconds[codes]
 
 
-def _first_unparseable(values: pd.Series) -> object:
+def _parse_one_by_one(values: pd.Series, dataset: str, column: str, path: Path) -> pd.Series:
+    """Dates pandas could not parse as one column: say which value is no date, or which zones mix.
+
+    Values in several formats that are each a date are accepted; naive and zoned values in
+    one column are an error, since "naive = UTC" would silently shift the zoned ones' order.
+    """
+    naive = zoned = None
     for value in values:
         try:
-            pd.to_datetime(value, utc=True)
+            stamp = pd.to_datetime(value)
         except (ValueError, TypeError, OverflowError):
-            return value
-    return values.iloc[0] if len(values) else None
+            raise DataError(
+                f"{dataset}: column {column!r} in {path.name} holds values that are not dates, such as {value!r}"
+            ) from None
+        if stamp.tzinfo is None:
+            naive = value if naive is None else naive
+        else:
+            zoned = value if zoned is None else zoned
+    if naive is not None and zoned is not None:
+        raise DataError(
+            f"{dataset}: column {column!r} in {path.name} mixes dates without a time zone (such as {naive!r}) "
+            f"and dates with one (such as {zoned!r}); give every value a zone (e.g. +00:00) or none"
+        )
+    try:
+        return pd.to_datetime(values, utc=True, format="mixed")
+    except (ValueError, TypeError, OverflowError) as error:
+        raise DataError(f"{dataset}: column {column!r} in {path.name}: {str(error).splitlines()[0]}") from None
 
 
 def datetime_to_seconds(values: pd.Series) -> np.ndarray:

@@ -17,6 +17,8 @@ Relative paths are relative to the schema file's folder.
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,10 +36,11 @@ from auxrec.data.loaders._io import (
     split_multi_label,
     to_object,
 )
-from auxrec.data.schema import ItemColumns, RawDataset
-from auxrec.exceptions import DataError
+from auxrec.data.schema import MAX_TIMESTAMP_SECONDS, ItemColumns, RawDataset, check_timestamp_range
+from auxrec.exceptions import ConfigError, DataError
 
 NAME = "generic"
+logger = logging.getLogger(__name__)
 SCHEMA_FILE = "auxrec-source.json"
 DEFAULT_INTERACTIONS = "interactions.csv"
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -103,7 +106,8 @@ def parse_spec(values: Any, origin: str) -> GenericSourceSpec:
         raise DataError(f"{NAME}: invalid schema {origin}: {'; '.join(problems)}") from None
 
 
-def load_generic(source: Path, schema: Path | str | None = None) -> RawDataset:
+def load_generic(source: Path, schema: Path | str | None = None,
+                 allow_absolute_image_paths: bool = False) -> RawDataset:
     """Load interactions (+ optional items and users) described by a JSON schema.
 
     Parameters
@@ -117,6 +121,14 @@ def load_generic(source: Path, schema: Path | str | None = None) -> RawDataset:
         The schema file; default ``<source>/auxrec-source.json`` (for a file source,
         ``auxrec-source.json`` beside it) when it exists. Relative paths inside the schema
         are relative to the schema's folder.
+    allow_absolute_image_paths : bool, default False
+        By default every image value must lead into the image folder (``image_root``, else
+        the schema's folder) once ``..`` and symlinks are followed: an absolute path
+        elsewhere (``/etc/shadow``), a ``../../x`` or a symlink out of the folder is never
+        read. Such an item counts as without an image (like an image file that does not
+        exist), and one warning gives the count and an example; if no image at all is left,
+        it is a `DataError`. True reads image paths wherever they lead (absolute paths
+        included): ``auxrec prepare generic --option allow_absolute_image_paths=true``.
 
     Returns
     -------
@@ -126,7 +138,8 @@ def load_generic(source: Path, schema: Path | str | None = None) -> RawDataset:
         converted to int64 seconds (``timestamp_unit`` ``s``/``ms``/``us``/``ns`` floors
         numbers, ``datetime`` parses date strings, naive ones as UTC). Items keep the
         declared columns with their roles; multi-label columns become lists of strings;
-        image values become absolute paths under ``image_root`` (None where empty).
+        image values become absolute paths under ``image_root`` (None where empty, or where
+        the path leads outside that folder: see ``allow_absolute_image_paths``).
     """
     source = Path(source)
     if not source.exists():
@@ -169,7 +182,11 @@ def load_generic(source: Path, schema: Path | str | None = None) -> RawDataset:
     items = None
     item_columns = ItemColumns()
     if spec.items is not None:
-        items, item_columns, items_path = _read_items(spec.items, root, inter.item_dtype)
+        if not isinstance(allow_absolute_image_paths, bool):
+            raise ConfigError(f"{NAME}: allow_absolute_image_paths must be true or false, "
+                              f"not {allow_absolute_image_paths!r}")
+        items, item_columns, items_path = _read_items(spec.items, root, inter.item_dtype,
+                                                      allow_absolute_image_paths)
         files.append(items_path)
 
     users = None
@@ -336,11 +353,26 @@ def _timestamps(values: pd.Series, unit: str, column: str, path: Path) -> np.nda
         )
     divisor = _UNIT_DIVISOR[unit]
     if pd.api.types.is_integer_dtype(numbers):
-        return (numbers.to_numpy(dtype=np.int64) // divisor).astype(np.int64)
-    return np.floor(numbers.to_numpy(dtype=np.float64) / divisor).astype(np.int64)
+        seconds = (numbers.to_numpy(dtype=np.int64) // divisor).astype(np.int64)
+    else:
+        # Checked before the cast: a float beyond int64 (1e30, inf) casts to INT64_MIN and
+        # would silently move the user's latest interaction to the front of the history.
+        floats = np.floor(numbers.to_numpy(dtype=np.float64) / divisor)
+        bad = ~np.isfinite(floats) | (np.abs(floats) > MAX_TIMESTAMP_SECONDS)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{NAME}: data row {row + 1} of {path.name} has timestamp {str(values.iloc[row])!r} in column {column!r}, "
+                f"which is not a finite time in unit {unit!r} (|seconds| must be <= {MAX_TIMESTAMP_SECONDS:.3g}); "
+                "fix that row or the \"timestamp_unit\""
+            )
+        seconds = floats.astype(np.int64)
+    check_timestamp_range(seconds, NAME, f"{path.name}, column {column!r}", values)
+    return seconds
 
 
-def _read_items(spec: ItemsSpec, root: Path, item_dtype: str) -> tuple[pd.DataFrame, ItemColumns, Path]:
+def _read_items(spec: ItemsSpec, root: Path, item_dtype: str,
+                allow_absolute_image_paths: bool = False) -> tuple[pd.DataFrame, ItemColumns, Path]:
     path = _resolve(root, spec.path)
     if not path.is_file():
         raise DataError(f"{NAME}: items file {path} not found")
@@ -359,14 +391,9 @@ def _read_items(spec: ItemsSpec, root: Path, item_dtype: str) -> tuple[pd.DataFr
     if spec.image:
         image_root = _resolve(root, spec.image_root) if spec.image_root else root
         image_root = image_root.resolve()
-
-        def absolute(value: Any) -> str | None:
-            if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
-                return None
-            candidate = Path(str(value).strip()).expanduser()
-            return str(candidate if candidate.is_absolute() else image_root / candidate)
-
-        items[spec.image] = pd.Series([absolute(v) for v in raw[spec.image].tolist()], index=items.index, dtype=object)
+        paths = _image_paths(raw[spec.image].tolist(), image_root, allow_absolute_image_paths, path,
+                             spec.image)
+        items[spec.image] = pd.Series(paths, index=items.index, dtype=object)
     duplicated = items["item"].duplicated() & items["item"].notna()
     if duplicated.any():
         raise DataError(
@@ -382,3 +409,46 @@ def _read_items(spec: ItemsSpec, root: Path, item_dtype: str) -> tuple[pd.DataFr
     )
     return items, columns, path
 
+
+def _image_paths(values: list[Any], image_root: Path, allow_outside: bool, path: Path,
+                 column: str) -> list[str | None]:
+    """Absolute image paths for the values of the image column (None where empty), guarded.
+
+    The one place where user data turns into image paths. Unless ``allow_outside``, a value
+    that leads outside ``image_root`` (absolute elsewhere, ``..``, a symlink out, followed
+    as it is now) gives None (no image, nothing is read) and is counted in one warning;
+    all of them refused is a `DataError`. Stored paths are ``image_root / value`` as before.
+    """
+    root = os.path.realpath(image_root)
+    paths: list[str | None] = []
+    refused: list[str] = []
+    for value in values:
+        if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+            paths.append(None)
+            continue
+        text = str(value).strip()
+        try:
+            candidate = Path(text).expanduser()
+        except RuntimeError:  # "~someone" with no such user: a literal name
+            candidate = Path(text)
+        full = candidate if candidate.is_absolute() else image_root / candidate
+        if not allow_outside:
+            try:
+                inside = os.path.commonpath([root, os.path.realpath(full)]) == root
+            except (OSError, ValueError):  # a NUL byte in the value
+                inside = False
+            if not inside:
+                refused.append(text)
+                paths.append(None)
+                continue
+        paths.append(str(full))
+    if refused:
+        given = len(refused) + sum(p is not None for p in paths)
+        what = (f"{len(refused):,} of {given:,} image paths in column {column!r} of {path.name} lead "
+                f"outside the image folder {image_root} (e.g. {refused[0]!r})")
+        allow = "--option allow_absolute_image_paths=true reads images wherever they are"
+        if len(refused) == given:
+            raise DataError(f"{NAME}: {what}, so no image would be left; move the images into that folder, "
+                            f"set \"image_root\" in {SCHEMA_FILE}, or pass {allow}")
+        logger.warning("%s: %s; those items count as without an image (%s)", NAME, what, allow)
+    return paths

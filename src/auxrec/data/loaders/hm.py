@@ -17,7 +17,7 @@ from auxrec.data.loaders._io import (
     source_info,
     to_object,
 )
-from auxrec.data.schema import ItemColumns, RawDataset
+from auxrec.data.schema import InteractionAggregate, ItemColumns, RawDataset
 
 NAME = "hm"
 ARTICLE_ID_LENGTH = 10
@@ -58,12 +58,16 @@ def load_hm(source: Path, items_with_metadata_only: bool = False) -> RawDataset:
     RawDataset
         Interactions ``user`` (customer_id string), ``item`` (10-digit article_id string;
         ids written without their leading zeros are zero-padded back), ``timestamp`` (the
-        day's midnight UTC), no rating; exact duplicate rows (same-day repeat purchases)
-        are kept. Items (one row per article of the articles file): text ``prod_name``,
-        ``detail_desc``; categorical: the eleven ``*_name`` attribute columns; numeric
-        ``price`` = the article's mean transaction price over all the transactions read
-        (NaN for articles never bought); ``image_path`` (expected path, whether or not the
-        file exists) when ``images/`` exists. Users: ``FN``, ``Active``, ``age`` (floats),
+        day's midnight UTC), no rating, and, when the file has prices, ``price`` (the
+        transaction's price, float64, NaN if blank); exact duplicate rows (same-day repeat
+        purchases) are kept. Items (one row per article of the articles file): text
+        ``prod_name``, ``detail_desc``; categorical: the eleven ``*_name`` attribute
+        columns; ``image_path`` (expected path, whether or not the file exists) when
+        ``images/`` exists. Numeric ``price`` is declared but *not* computed here: it is an
+        `InteractionAggregate` (mean of the interaction ``price``) that
+        `auxrec.data.prepare.prepare_dataset` computes from the training interactions only,
+        so validation and test purchases do not leak into the item feature (NaN for
+        articles without a training purchase). Users: ``FN``, ``Active``, ``age`` (floats),
         ``club_member_status``, ``fashion_news_frequency``, ``postal_code``.
     """
     source = check_source_dir(Path(source), NAME)
@@ -94,10 +98,12 @@ def load_hm(source: Path, items_with_metadata_only: bool = False) -> RawDataset:
     items = items[items["item"].notna()].drop_duplicates("item", keep="first").reset_index(drop=True)
 
     numeric: tuple[str, ...] = ()
+    aggregates: tuple[InteractionAggregate, ...] = ()
     if "price" in tx.columns:
-        mean_price = tx["price"].groupby(interactions["item"].to_numpy(), sort=False).mean()
-        items["price"] = items["item"].map(mean_price).astype("float64")
+        # Kept per transaction; the item's price is aggregated after the split (train only).
+        interactions["price"] = tx["price"].to_numpy(dtype="float64")
         numeric = ("price",)
+        aggregates = (InteractionAggregate(column="price", source="price", how="mean"),)
 
     image = None
     images = source / "images"
@@ -144,6 +150,7 @@ def load_hm(source: Path, items_with_metadata_only: bool = False) -> RawDataset:
         users=users,
         user_columns=user_columns,
         source=source_info(NAME, source, files, **extra),
+        item_aggregates=aggregates,
     )
 
 
