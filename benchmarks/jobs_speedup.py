@@ -28,6 +28,7 @@ def one_epoch(prepared: str, model_name: str, max_length: int, threads: int) -> 
     from auxrec.data.dataset import PreparedDataset
     from auxrec.experiments.runs import build_model, seeded
     from auxrec.models import lookup
+    from auxrec.training.trainer import epoch_batches
 
     torch.set_num_threads(threads)
     dataset = PreparedDataset.load(prepared)
@@ -36,7 +37,7 @@ def one_epoch(prepared: str, model_name: str, max_length: int, threads: int) -> 
         model, _ = build_model(model_name, config_class(max_length=max_length), dataset, ())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
-    batches = list(model.training_batches(dataset, 128, np.random.default_rng(0)))
+    batches = list(epoch_batches(model, dataset, 128, np.random.default_rng(0)))
 
     def step(batch: dict) -> None:
         optimizer.zero_grad()

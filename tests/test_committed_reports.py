@@ -38,6 +38,25 @@ def test_table2_statistics_follow_from_its_per_seed_values(path: Path) -> None:
             assert test["t"] == pytest.approx(result.statistic) and test["p"] == pytest.approx(result.pvalue)
             low, high = result.confidence_interval(test["confidence"])
             assert (test["ci_low"], test["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    # Holm-adjusted p-values exist only in reports rendered after they were added; the committed
+    # ones came before and cannot be re-rendered here (their runs are not in the repository).
+    adjusted = {label: test["p_holm"] for label, test in saved["tests"].items() if "p_holm" in test}
+    if adjusted:
+        assert set(adjusted) == set(saved["tests"]), "p_holm must be given for every test of the family or none"
+        expected = _holm_by_definition({label: test["p"] for label, test in saved["tests"].items()})
+        for label, value in adjusted.items():
+            assert (value is None) == (expected[label] is None)
+            assert value is None or value == pytest.approx(expected[label])
+
+
+def _holm_by_definition(p_values: dict[str, float | None]) -> dict[str, float | None]:
+    """Holm's step-down adjustment written from its definition, independently of auxrec."""
+    present = sorted((p, label) for label, p in p_values.items() if p is not None)
+    m = len(present)
+    adjusted: dict[str, float | None] = {label: None for label in p_values}
+    for i, (_, label) in enumerate(present):
+        adjusted[label] = min(1.0, max((m - j) * present[j][0] for j in range(i + 1)))
+    return adjusted
 
 
 @pytest.mark.parametrize("path", TABLE2, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -72,3 +91,21 @@ def test_every_dataset_has_tables_and_figures_under_both_protocols() -> None:
                 assert (folder / f"{table}-{protocol}.md").is_file(), f"{dataset}: {table}-{protocol}"
         for figure in ("figure2-case-study.png", "figure3-attention.png", "figure3-elbow.png"):
             assert (folder / figure).is_file(), f"{dataset}: {figure}"
+
+
+def test_a_new_render_with_holm_p_values_passes_the_same_check(tmp_path: Path) -> None:
+    """Reports rendered from now on carry p_holm; the check above must accept them (and catch a wrong one)."""
+    from auxrec.io import write_json_atomic
+    from auxrec.reporting.tables import table2
+
+    per_seed = {"SASRec": {0: 0.40, 1: 0.41, 2: 0.42}, "SASRec+": {0: 0.43, 1: 0.45, 2: 0.44},
+                "BERT4Rec": {0: 0.30, 1: 0.31, 2: 0.29}, "BERT4Rec+": {0: 0.31, 1: 0.30, 2: 0.30}}
+    _, tests = table2("t2", "Table 2", per_seed, [("SASRec", "SASRec+"), ("BERT4Rec", "BERT4Rec+")])
+    path = tmp_path / "table2-sampled.json"  # as `auxrec reproduce` writes it
+    write_json_atomic(path, {"per_seed_ndcg@10": per_seed, "tests": {k: t.to_json() for k, t in tests.items()}})
+    test_table2_statistics_follow_from_its_per_seed_values(path)
+    saved = json.loads(path.read_text())
+    saved["tests"]["SASRec+"]["p_holm"] = saved["tests"]["SASRec+"]["p"]  # unadjusted: wrong
+    path.write_text(json.dumps(saved))
+    with pytest.raises(AssertionError):
+        test_table2_statistics_follow_from_its_per_seed_values(path)

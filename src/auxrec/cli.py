@@ -91,6 +91,9 @@ def prepare(
     k_core: Annotated[int, typer.Option(help="keep users and items with at least k interactions (0 = off)")] = 0,
     min_rating: Annotated[float | None, typer.Option(help="keep interactions with rating >= this")] = None,
     drop_duplicates: Annotated[bool, typer.Option(help="drop exact duplicate interactions")] = True,
+    cold_start_fraction: Annotated[float | None, typer.Option(
+        help="hold out the share of items first seen last as cold-start items: their training rows are dropped, "
+             "so they occur only as validation/test targets (e.g. 0.1)")] = None,
     option: Annotated[list[str] | None, typer.Option(help="loader option KEY=VALUE (repeatable)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing prepared folder")] = False,
 ) -> None:
@@ -102,7 +105,7 @@ def prepare(
 
     loader_options = {k: _parse_value(v) for k, v in parse_assignments(option or [], "--option").items()}
     options = checked_options(PrepareOptions, "--", drop_duplicates=drop_duplicates, min_rating=min_rating,
-                              k_core=k_core)
+                              k_core=k_core, cold_start_fraction=cold_start_fraction)
     check_output_folder(out, "prepared", overwrite, inputs=(source,))  # before the (long) loading
     started = time.perf_counter()
     raw = load_dataset(dataset, source, **loader_options)
@@ -120,6 +123,11 @@ def prepare(
         f"  fingerprint {manifest['fingerprint'][:16]}  ({time.perf_counter() - started:.1f} s)",
         highlight=False,
     )
+    if cold := manifest.get("cold_start"):
+        console.print(f"  cold start: {cold['cold_items']:,} items first seen after {cold['cut_time_utc']} are cold "
+                      f"({cold['cold_valid_targets']:,} validation and {cold['cold_test_targets']:,} test targets); "
+                      f"{cold['train_rows_dropped']:,} of their training rows and {cold['users_dropped']:,} users "
+                      "left without one were dropped", highlight=False)
     if counts.get("item_rows_without_interactions"):
         console.print(f"  {counts['item_rows_without_interactions']:,} item-table rows name items with no interaction "
                       "(left out of the prepared item table)", highlight=False)
@@ -239,6 +247,46 @@ def evaluate(
     metrics = evaluate_run(run, protocols)
     for protocol_name in protocols:
         _print_metrics(f"{run.name} — test, {protocol_name}", {run.name: metrics["test"][protocol_name]})
+
+
+@app.command()
+@user_errors_as_one_line
+def breakdown(
+    run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train`")],
+    protocol: Annotated[str, typer.Option(help="protocol to show (sampled, popularity, full, ...)")] = "full",
+    split: Annotated[str, typer.Option(help="valid or test")] = "test",
+) -> None:
+    """Show a run's NDCG@10 and HR@10 by target group: cold/warm, popularity tercile, novel/repeated, ties."""
+    from auxrec.data.dataset import PreparedDataset
+    from auxrec.evaluation.breakdown import complete_from_ranks
+    from auxrec.exceptions import RunError
+    from auxrec.io import read_json
+
+    if not (run / "config.json").is_file():
+        raise RunError(f"{run} is not an auxrec run (no config.json)")
+    if (run / "breakdown.json").is_file():
+        breakdowns = read_json(run / "breakdown.json")
+    else:  # a run from before breakdown.json: compute it from the saved ranks
+        config = read_json(run / "config.json")
+        dataset = PreparedDataset.load(config["data"]["path"])
+        if dataset.fingerprint != config["data"]["fingerprint"]:
+            raise RunError(f"the dataset at {config['data']['path']} changed since {run} was trained (fingerprint "
+                           "differs); breakdowns need the data the run was evaluated on")
+        breakdowns = complete_from_ranks(dataset, run / "ranks", {})
+    groups = breakdowns.get(split, {}).get(protocol)
+    if groups is None:
+        available = sorted({f"{s}/{p}" for s, by_protocol in breakdowns.items() for p in by_protocol})
+        raise RunError(f"{run} has no {split} results under protocol {protocol!r} (it has: "
+                       f"{', '.join(available) or 'none'}); `auxrec evaluate {run} --protocol {protocol}` adds them")
+    table = Table(title=f"{run.name} — {split}, {protocol}, by target group")
+    for column in ("group", "value", "NDCG@10", "HR@10", "users"):
+        table.add_column(column, justify="left" if column in ("group", "value") else "right")
+    for group, values in groups.items():
+        for value, numbers in values.items():
+            cells = [f"{numbers[m]:.4f}" if numbers.get(m) is not None and numbers[m] == numbers[m] else "–"
+                     for m in ("NDCG@10", "HR@10")]  # None (JSON) or NaN: an empty group
+            table.add_row(group, value, *cells, f"{numbers.get('users', 0):,}")
+    console.print(table)
 
 
 @app.command()

@@ -50,3 +50,15 @@ def test_a_run_saved_now_is_reused() -> None:
     saved = saved_config("sasrec", config, {"text": {}}, revisions)
     variant = Variant("SASRec+", "sasrec", aux=("text",), fusion="sum")
     assert _same_settings(saved, variant, dataclasses.asdict(config), dataclasses.asdict(TrainingConfig()), 5)
+
+
+def test_a_setting_added_later_keeps_older_runs_reusable_at_its_default() -> None:
+    training = dataclasses.asdict(TrainingConfig())
+    config = BERT4RecConfig()
+    old = saved_config("bert4rec", config)
+    removed = sorted(old["model_config"])[-1]  # as if this setting had not existed when the run was saved
+    del old["model_config"][removed]
+    del old["training"]["validation_protocol"]
+    assert _same_settings(old, Variant("BERT4Rec", "bert4rec"), dataclasses.asdict(config), training, 5)
+    other = dataclasses.asdict(config) | {"dropout": 0.5}
+    assert not _same_settings(old, Variant("BERT4Rec", "bert4rec"), other, training, 5)

@@ -19,6 +19,7 @@ from auxrec.models.base import UserHistories
 from auxrec.models.bert4rec import BERT4Rec, BERT4RecConfig
 from auxrec.models.sasrec import SASRec, SASRecConfig
 from auxrec.training.config import TrainingConfig
+from auxrec.training.trainer import fit
 
 N_GROUPS, WARM, COLD, SPAN = 4, 15, 2, 20  # group g owns original ids g*20+1 .. g*20+17
 MAX_LENGTH = 8
@@ -81,7 +82,7 @@ def test_never_seen_items_are_scored_by_their_content(model_name, fusion, modali
     assert not np.isin(cold, dataset.train_sequences.items).any()  # never in a training sequence
     model = build(model_name, dataset, features.select(modalities), fusion=fusion)
     with seeded(0):
-        model.fit(dataset, TrainingConfig(epochs=10, batch_size=64, learning_rate=5e-3, patience=10,
+        fit(model, dataset, TrainingConfig(epochs=10, batch_size=64, learning_rate=5e-3, patience=10,
                                           eval_every=10, validation_protocol="full", progress=False), 0)
     users = dataset.targets("test")[0]
     histories = dataset.history("test")

@@ -5,17 +5,18 @@ import pytest
 import torch
 
 from auxrec.evaluation.evaluator import evaluate
-from auxrec.experiments.runs import accepts_item_features, build_model, seeded
+from auxrec.experiments.runs import build_model, seeded
 from auxrec.models import REGISTRY, lookup
-from auxrec.models.base import Recommender, UserHistories
+from auxrec.models.contract import Recommender, UserHistories
 from auxrec.training.config import TrainingConfig
+from auxrec.training.trainer import epoch_batches, fit
 
 FAST = TrainingConfig(epochs=3, batch_size=64, learning_rate=1e-2, patience=5, progress=False)
 
 
 # Every registered model, plus the "+" variants (the same classes built with item features).
 VARIANTS = [(name, ()) for name in sorted(REGISTRY)] + [
-    (name, ("text", "tabular")) for name in sorted(REGISTRY) if accepts_item_features(REGISTRY[name][0])
+    (name, ("text", "tabular")) for name in sorted(REGISTRY) if REGISTRY[name][0].uses_item_features
 ]
 IDS = [name + ("+" if aux else "") for name, aux in VARIANTS]
 
@@ -29,7 +30,7 @@ def built(name, dataset, seed=0, aux=()):
 def fitted(name, dataset, seed=0, aux=()):
     model = built(name, dataset, seed, aux)
     with seeded(seed):
-        return model.fit(dataset, FAST, seed)
+        return fit(model, dataset, FAST, seed)
 
 
 def histories_for(model, dataset, n=5):
@@ -81,7 +82,7 @@ def test_loss_decreases(name, aux, tiny_prepared):
     losses = []
     for _ in range(15):
         epoch = []
-        for batch in model.training_batches(tiny_prepared, 64, rng):
+        for batch in epoch_batches(model, tiny_prepared, 64, rng):
             optimizer.zero_grad()
             loss = model.loss(batch)
             loss.backward()
@@ -109,3 +110,16 @@ def test_constant_scorer_gets_worst_rank(tiny_prepared):
     result = evaluate(Constant(), tiny_prepared, "test", "sampled", seed=0)
     assert result.metrics["HR@10"] == 0.0
     assert (result.ranks == 101).all() or (result.ranks == result.ranks.max()).all()
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_capabilities_are_declared_and_true(name):
+    """Capabilities are class attributes (never sniffed): check them against what the class does."""
+    import inspect
+
+    model_class, _ = REGISTRY[name]
+    takes_features = "item_features" in inspect.signature(model_class.__init__).parameters
+    assert model_class.uses_item_features == takes_features
+    assert set(model_class.required_features) <= {"keywords", "text", "image", "tabular"}
+    assert model_class.relative_cost >= 1
+    assert model_class.trainable == hasattr(model_class, "loss")

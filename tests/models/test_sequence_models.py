@@ -14,6 +14,7 @@ from auxrec.models.fusion import AuxiliaryFusion
 from auxrec.models.sasrec import SASRec, SASRecConfig
 from auxrec.models.transformer import attention_mask
 from auxrec.training.config import TrainingConfig
+from auxrec.training.trainer import epoch_batches, fit
 
 N_ITEMS = 30
 
@@ -68,7 +69,7 @@ def test_bert4rec_masking(tiny_prepared):
     with seeded(0):
         model = BERT4Rec(BERT4RecConfig(max_length=20, mask_probability=0.3), n_users=tiny_prepared.n_users,
                          n_items=tiny_prepared.n_items)
-    batch = next(model.training_batches(tiny_prepared, 16, np.random.default_rng(0)))
+    batch = next(epoch_batches(model, tiny_prepared, 16, np.random.default_rng(0)))
     inputs, targets = batch["inputs"], batch["targets"]
     masked = inputs == model.mask_id
     assert masked.any(dim=1).all()  # at least one masked item per sequence
@@ -141,7 +142,7 @@ def test_unseen_item_with_matching_features_scores_above_a_random_one(tmp_path):
     with seeded(0):
         model = SASRec(SASRecConfig(max_length=10, aux_on_output=True), n_users=dataset.n_users,
                        n_items=dataset.n_items, item_features=features)
-        model.fit(dataset, TrainingConfig(epochs=30, batch_size=64, learning_rate=5e-3, patience=30,
+        fit(model, dataset, TrainingConfig(epochs=30, batch_size=64, learning_rate=5e-3, patience=30,
                                           eval_every=30, progress=False, validation_protocol="full"), 0)
     # Make a "new" item: reset a rarely seen item's id embedding to zero, i.e. never trained.
     counts = dataset.train_item_counts

@@ -14,6 +14,7 @@ from auxrec.experiments.runs import seeded
 from auxrec.models.base import UserHistories
 from auxrec.models.transrec import TransRec, TransRecConfig, unit_ball
 from auxrec.training.config import TrainingConfig
+from auxrec.training.trainer import epoch_batches, fit
 
 FAST = TrainingConfig(epochs=3, batch_size=64, learning_rate=1e-2, patience=5, progress=False)
 
@@ -21,7 +22,7 @@ FAST = TrainingConfig(epochs=3, batch_size=64, learning_rate=1e-2, patience=5, p
 def fitted(dataset, seed=0, config=TransRecConfig(), training=FAST):
     with seeded(seed):
         model = TransRec(config, n_users=dataset.n_users, n_items=dataset.n_items)
-        return model.fit(dataset, training, seed)
+        return fit(model, dataset, training, seed)
 
 
 def histories_for(dataset, n=5):
@@ -77,7 +78,7 @@ def test_score_depends_on_the_previous_item(tiny_prepared):
 def test_training_pairs_are_consecutive_and_negatives_are_not_positives(tiny_prepared):
     model = TransRec(TransRecConfig(), n_users=tiny_prepared.n_users, n_items=tiny_prepared.n_items)
     sequences = tiny_prepared.train_sequences
-    batches = list(model.training_batches(tiny_prepared, 64, np.random.default_rng(0)))
+    batches = list(epoch_batches(model, tiny_prepared, 64, np.random.default_rng(0)))
     n_pairs = int(np.maximum(sequences.lengths - 1, 0).sum())
     assert sum(len(b["users"]) for b in batches) == n_pairs
     for batch in batches:
@@ -112,7 +113,7 @@ def test_loss_decreases(tiny_prepared):
     losses = []
     for _ in range(10):
         epoch = []
-        for batch in model.training_batches(tiny_prepared, 64, rng):
+        for batch in epoch_batches(model, tiny_prepared, 64, rng):
             optimizer.zero_grad()
             loss = model.loss(batch)
             loss.backward()

@@ -22,6 +22,7 @@ from auxrec.reporting.analysis import (
     user_behaviour_features,
 )
 from auxrec.training.config import TrainingConfig
+from auxrec.training.trainer import fit
 
 pytest.importorskip("sklearn")
 
@@ -37,7 +38,7 @@ def tiny_sasrec(dataset: PreparedDataset, seed: int = 0) -> SASRec:
 
 def tiny_models(dataset: PreparedDataset) -> dict[str, object]:
     poprec = PopRec(PopRecConfig(), n_users=dataset.n_users, n_items=dataset.n_items)
-    poprec.fit(dataset, TrainingConfig(), seed=0)
+    fit(poprec, dataset, TrainingConfig(), seed=0)
     return {"SASRec": tiny_sasrec(dataset), "PopRec": poprec}
 
 
@@ -82,7 +83,7 @@ def test_case_study_hit_flag_when_the_target_is_top(tiny_prepared):
     if target in set(tiny_prepared.history("test").of(user).tolist()):
         pytest.skip("target already in history")
     rigged = PopRec(PopRecConfig(), n_users=tiny_prepared.n_users, n_items=tiny_prepared.n_items)
-    rigged.fit(tiny_prepared, TrainingConfig(), seed=0)
+    fit(rigged, tiny_prepared, TrainingConfig(), seed=0)
     rigged.item_counts_[target] = 1e6
     [result] = case_study(tiny_prepared, {"rigged": rigged}, users=[user])
     item, hit = result.predictions["rigged"]

@@ -11,9 +11,43 @@ Steps, in this order (each is a pure function below):
 6. leave-one-out split: a user's last interaction is ``test``, the second-to-last is
    ``valid``, the rest ``train``; users with fewer than 3 interactions are train-only and
    counted in the manifest;
-7. item attributes derived from interactions (`RawDataset.item_aggregates`, e.g. H&M's
+7. optionally (``cold_start_fraction``), hold out cold-start items (`hold_out_cold_items`,
+   rule below);
+8. item attributes derived from interactions (`RawDataset.item_aggregates`, e.g. H&M's
    mean transaction price) are computed from the ``train`` rows of step 6 only, so no
    validation or test interaction leaks into an item feature (`training_item_aggregates`).
+
+**Cold-start items** (``cold_start_fraction = f``, off by default). An item's *first-seen
+time* is the timestamp of its earliest interaction (in any split). The time cut ``T`` is the
+first-seen time of the ``(n - ⌊f·n⌋)``-th item in first-seen order (n = items after step 3);
+the items first seen strictly after ``T`` are *cold*: at most ⌊f·n⌋ items, exactly that many
+unless several items are first seen at ``T`` itself (a time cut cannot separate items that
+appear at the same moment; they all stay warm). ``f`` is a share of the catalogue rather
+than of the interactions because on MovieLens, where users rate old films late, the latest
+10% of interactions introduce only 45 of ML-100K's 1,682 items (14 test targets); a
+share of the items gives a controlled number of cold items on every dataset.
+
+The leave-one-out split of step 6 is computed first, on all interactions, so every user's
+validation and test targets are the ones they have without the option. Then:
+
+- every ``train`` row of a cold item is **dropped** from the prepared data, so no cold item
+  occurs in a training row: it occurs only as a validation or test target, and in the
+  history a model sees at test time when it is the user's validation target (test history
+  = training rows + the validation item, `PreparedDataset.history`). The dropped rows are
+  gone entirely: they are not part of any user's history and not excluded when negatives
+  are sampled (`all_sequences`);
+- a user left with no training row (all of them were cold) is dropped with all their rows,
+  since nothing about them could be learned or shown to a model (``users_dropped`` counts
+  them, train-only users whose every row was cold included);
+- cold items stay in the catalogue (the item table, ``n_items``) even when none of their
+  rows is left (they occurred only in dropped training rows): they are new items a model
+  may still recommend, so they compete in the ``full`` protocol and can be sampled as
+  negatives; users are numbered 1..n again when some were dropped (same order).
+
+The manifest's ``cold_start`` section records ``f``, ``T``, the number of cold items, the
+dropped rows and users, and the cold validation and test targets; the option enters the
+manifest's ``options`` (and so the fingerprint) only when it is set, so preparing without
+it gives the same files as before the option existed.
 
 The folder holds Parquet tables and ``manifest.json``. Preparation is deterministic: the
 same input and options give the same fingerprint and byte-identical files.
@@ -24,9 +58,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +94,17 @@ class PrepareOptions(BaseModel):
     drop_duplicates: bool = Field(True, description="drop rows equal in user, item, timestamp, rating")
     min_rating: float | None = Field(None, description="keep interactions with rating >= this only")
     k_core: int = Field(0, ge=0, description="iteratively keep users and items with >= k interactions")
+    cold_start_fraction: float | None = Field(
+        None, gt=0, lt=1, description="hold out the latest-appearing share of items as cold-start items "
+        "(`hold_out_cold_items`); None = off")
+
+    def manifest_values(self) -> dict[str, Any]:
+        """The options as recorded in the manifest (and fingerprint): unset new options are left out,
+        so data prepared without them keeps the fingerprint it had before they existed."""
+        values = self.model_dump()
+        if values["cold_start_fraction"] is None:
+            del values["cold_start_fraction"]
+        return values
 
 
 def drop_exact_duplicates(interactions: pd.DataFrame) -> pd.DataFrame:
@@ -105,6 +152,82 @@ def leave_one_out_split(users: np.ndarray) -> np.ndarray:
     split[(ends - 1)[evaluated]] = 2
     split[(ends - 2)[evaluated]] = 1
     return split
+
+
+COLD_START_RULE = (
+    "cold items: first seen strictly after the cut T, the first-seen time of the (n - floor(f*n))-th item "
+    "in first-seen order; their training rows are dropped (they occur only as validation/test targets and, "
+    "as a validation target, in the test history); cold items stay in the catalogue; users left without a "
+    "training row are dropped"
+)
+
+
+@dataclass(frozen=True)
+class ColdStartHoldOut:
+    """What `hold_out_cold_items` decided, over the rows it was given."""
+
+    keep: np.ndarray  # (n_rows,) bool: rows that stay in the prepared data
+    cold: np.ndarray  # (n_items + 1,) bool by internal item id: the cold items
+    cut: int  # T: cold items are first seen strictly after it
+    train_rows_dropped: int  # training rows of cold items
+    users_dropped: int  # users with no row left (no training row was left, so all their rows go)
+    rows_of_dropped_users: int  # their validation/test rows (their cold training rows count above)
+
+
+def cold_start_cut(first_seen: np.ndarray, fraction: float) -> int:
+    """The time cut T: items first seen strictly after T are cold (at most ``floor(fraction * n)``).
+
+    ``first_seen`` holds each item's earliest timestamp. T is the first-seen time of the
+    ``(n - floor(fraction * n))``-th item in first-seen order, so at least ``1 - fraction`` of
+    the items are first seen at or before it; items tied with it stay warm. Raises
+    `DataError` when ``floor(fraction * n)`` is 0 (no item could be cold).
+    """
+    ordered = np.sort(np.asarray(first_seen, dtype=np.int64))
+    n_cold = math.floor(fraction * len(ordered) + 1e-9)
+    if n_cold < 1:
+        raise DataError(f"--cold-start-fraction {fraction} of {len(ordered):,} items holds out no item; "
+                        f"use at least {1 / max(len(ordered), 1):.3g}")
+    return int(ordered[len(ordered) - n_cold - 1])
+
+
+def hold_out_cold_items(
+    users: np.ndarray, items: np.ndarray, timestamps: np.ndarray, split_codes: np.ndarray, n_items: int,
+    fraction: float,
+) -> ColdStartHoldOut:
+    """Choose the cold items and the rows to keep (the rule is in the module docstring).
+
+    The arrays are the prepared interaction rows sorted by (user, time), internal item ids
+    1..``n_items``, with their `leave_one_out_split` codes. Pure: nothing is modified.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    timestamps = np.asarray(timestamps, dtype=np.int64)
+    first_seen = np.full(n_items + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_seen, items, timestamps)
+    present = np.zeros(n_items + 1, dtype=bool)
+    present[items] = True
+    cut = cold_start_cut(first_seen[present], fraction)
+    cold = present & (first_seen > cut)
+    if not cold.any():
+        raise DataError(f"--cold-start-fraction {fraction}: every item that would be cold is first seen at the "
+                        f"same time as the latest warm item (timestamp {cut}), so no item can be held out; "
+                        "use a larger fraction")
+    train = split_codes == SPLITS.index("train")
+    dropped = train & cold[items]
+    users = np.asarray(users, dtype=np.int64)
+    has_train = np.zeros(int(users.max(initial=0)) + 1, dtype=bool)
+    has_train[users[train & ~dropped]] = True
+    orphan = ~has_train[users] & ~dropped  # rows of users left without a training row
+    keep = ~dropped & ~orphan
+    return ColdStartHoldOut(
+        keep=keep, cold=cold, cut=cut, train_rows_dropped=int(dropped.sum()),
+        users_dropped=len(np.unique(users)) - len(np.unique(users[keep])), rows_of_dropped_users=int(orphan.sum()),
+    )
+
+
+def _renumbered(index: pd.Index, ids: np.ndarray) -> tuple[pd.Index, np.ndarray]:
+    """Keep the ids (1-based positions in ``index``) still used, numbered 1..n again in the same order."""
+    kept = np.unique(ids)
+    return index[kept - 1], (np.searchsorted(kept, ids) + 1).astype(np.int32)
 
 
 def _fingerprint(tables: dict[str, pd.DataFrame], options: dict[str, Any]) -> str:
@@ -158,7 +281,7 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
     interactions = k_core_filter(interactions, options.k_core)
     counts["k_core_dropped"] = before - len(interactions)
     if len(interactions) == 0:
-        raise DataError(f"{raw.name}: no interactions are left after filtering ({options.model_dump()})")
+        raise DataError(f"{raw.name}: no interactions are left after filtering ({options.manifest_values()})")
 
     user_index = distinct_sorted_ids(interactions["user"], "user")
     item_index = distinct_sorted_ids(interactions["item"], "item")
@@ -175,6 +298,28 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
     order = table.index.to_numpy()  # row of ``interactions`` behind each sorted row
     table = table.reset_index(drop=True)
     split_codes = leave_one_out_split(table["user"].to_numpy())
+    cold_start: dict[str, Any] | None = None
+    if options.cold_start_fraction is not None:
+        held = hold_out_cold_items(table["user"].to_numpy(), table["item"].to_numpy(), table["timestamp"].to_numpy(),
+                                   split_codes, len(item_index), options.cold_start_fraction)
+        table, order, split_codes = table.loc[held.keep].reset_index(drop=True), order[held.keep], split_codes[held.keep]
+        if held.users_dropped:
+            user_index, table["user"] = _renumbered(user_index, table["user"].to_numpy())
+        kept_items = np.zeros(len(item_index) + 1, dtype=bool)
+        kept_items[table["item"].to_numpy()] = True
+        cold_start = {
+            "fraction": options.cold_start_fraction,
+            "rule": COLD_START_RULE,
+            "cut_timestamp": held.cut,
+            "cut_time_utc": pd.Timestamp(held.cut, unit="s", tz="UTC").isoformat(),
+            "cold_items": int(held.cold.sum()),
+            "cold_items_without_rows": int((held.cold & ~kept_items).sum()),
+            "train_rows_dropped": held.train_rows_dropped,
+            "users_dropped": held.users_dropped,
+            "rows_of_dropped_users": held.rows_of_dropped_users,
+            **{f"cold_{name}_targets": int(held.cold[table["item"].to_numpy()[split_codes == SPLITS.index(name)]].sum())
+               for name in ("valid", "test")},
+        }
     table["split"] = pd.Categorical.from_codes(split_codes, categories=list(SPLITS))
 
     sources = {a.source for a in raw.item_aggregates}
@@ -202,7 +347,7 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
         }
     )
     tables = {"interactions": table, "items": items, "users": users}
-    option_values = options.model_dump()
+    option_values = options.manifest_values()
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "name": raw.name,
@@ -222,6 +367,8 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
         "auxrec_version": __version__,
         "tie_rule": "equal timestamps keep the source row order (stable sort)",
     }
+    if cold_start is not None:
+        manifest["cold_start"] = cold_start
     return {"tables": tables, "manifest": manifest}
 
 

@@ -26,7 +26,7 @@ from auxrec.evaluation.metrics import summarize
 from auxrec.evaluation.negatives import load_or_draw_negatives
 from auxrec.evaluation.ranking import rank_among_all, rank_first_column
 from auxrec.exceptions import ConfigError
-from auxrec.models.base import Recommender, UserHistories
+from auxrec.models.contract import Recommender, UserHistories
 
 PROTOCOLS = ("sampled", "popularity", "full", "full-with-history")
 NEGATIVE_STRATEGY = {"sampled": "uniform", "popularity": "popularity"}
@@ -50,7 +50,7 @@ def check_protocol(protocol: str) -> str:
 
 def user_histories(model: Recommender, history: UserSequences, users: np.ndarray) -> UserHistories:
     """The batch ``model.score`` reads: each user's most recent ``model.history_length`` items."""
-    length = int(getattr(model, "history_length", 0))
+    length = int(model.history_length)
     sequences = history.padded(users, length) if length > 0 else np.zeros((len(users), 0), np.int64)
     return UserHistories(users=users, sequences=sequences)
 

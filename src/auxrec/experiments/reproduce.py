@@ -38,6 +38,7 @@ from auxrec.evaluation.metrics import METRIC_NAMES
 from auxrec.exceptions import ConfigError
 from auxrec.experiments.parallel import RunExecutor, train_or_restart
 from auxrec.experiments.runs import (
+    comparable_settings,
     current_revisions,
     evaluate_run,
     load_run,
@@ -279,9 +280,9 @@ class Reproduction:
                                                            dict(model_spec.model) if model_spec else {})]
         if variant.aux and variant.fusion:
             model_layers.append(("variant", {"aux_fusion": variant.fusion}))
-        neural = variant.model not in ("poprec",)
+        trainable = lookup(variant.model)[0].trainable  # the spec's [training] is for the gradient loop
         training_layers: list[tuple[str, dict[str, Any]]] = [
-            ("spec training", dict(self.spec.training) if neural else {}),
+            ("spec training", dict(self.spec.training) if trainable else {}),
             (f"spec models.{variant.model}.training", dict(model_spec.training) if model_spec else {}),
             ("tuning", chosen),
             ("reproduce", {"progress": False}),
@@ -607,13 +608,16 @@ def collect(records: Sequence[dict[str, Any]], protocol: str, split: str = "test
 def _same_settings(config: dict[str, Any], variant: Variant, model_config: dict[str, Any],
                    training: dict[str, Any], epochs_trained: int) -> bool:
     """Whether a saved run is the run the spec asks for (see `same_training` for training settings)."""
-    wanted_model_config = json.loads(json.dumps(model_config))
-    return (config.get("model") == variant.model
-            and config.get("model_config") == wanted_model_config
+    if config.get("model") != variant.model:
+        return False
+    wanted_model_config, wanted_training = comparable_settings(
+        {"model": variant.model, "model_config": model_config, "training": training})
+    saved_model_config, saved_training = comparable_settings(config)
+    return (saved_model_config == wanted_model_config
             # a run of an earlier revision (a fix changed its numbers since) is retrained
             and recorded_revisions(config) == current_revisions(variant.model, wanted_model_config,
                                                                 bool(_features_of(variant)))
-            and same_training(config.get("training", {}), json.loads(json.dumps(training)), epochs_trained)
+            and same_training(saved_training, wanted_training, epochs_trained)
             and sorted(config.get("item_features", {})) == sorted(_features_of(variant)))
 
 
@@ -626,12 +630,12 @@ def _epochs_trained(run_dir: Path) -> int:
 
 def _expected_cost(variant: Variant) -> int:
     """Rough relative training time, for scheduling only."""
-    return {"bert4rec": 4, "kebert4rec": 4, "sasrec": 2}.get(variant.model, 1) + (1 if variant.aux else 0)
+    return lookup(variant.model)[0].relative_cost + (1 if variant.aux else 0)
 
 
 def _features_of(variant: Variant) -> tuple[str, ...]:
     model_class, _ = lookup(variant.model)
-    return tuple(dict.fromkeys([*getattr(model_class, "required_features", ()), *variant.aux]))
+    return tuple(dict.fromkeys([*model_class.required_features, *variant.aux]))
 
 
 def _progress_bar(enabled: bool, total: int) -> Any:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import json
 import os
 import pickle
@@ -48,6 +47,7 @@ from auxrec.io import atomic_output, check_output_folder, mark_output, read_json
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.models import lookup
 from auxrec.training.config import DISPLAY_ONLY, TrainingConfig
+from auxrec.training.trainer import fit as fit_model
 
 DEFAULT_PROTOCOLS = ("sampled", "full")
 SPLITS = ("valid", "test")
@@ -93,10 +93,6 @@ def _save_ranks(directory: Path, dataset: PreparedDataset, result: EvaluationRes
         frame.to_parquet(temporary, index=False)
 
 
-def accepts_item_features(model_class: type[Any]) -> bool:
-    return "item_features" in inspect.signature(model_class.__init__).parameters
-
-
 def build_model(
     model_name: str,
     model_config: Any,
@@ -107,9 +103,9 @@ def build_model(
     """Construct a registered model, with the item features it needs or was asked for."""
     model_class, _ = lookup(model_name)
     feature_files = feature_files or {}
-    required = tuple(getattr(model_class, "required_features", ()))
+    required = model_class.required_features
     modalities = list(dict.fromkeys([*required, *aux, *feature_files]))
-    if modalities and not accepts_item_features(model_class):
+    if modalities and not model_class.uses_item_features:
         raise ConfigError(f"model {model_name!r} does not use auxiliary item information (--aux/--features)")
     features = resolve_item_features(dataset, modalities, feature_files)
     kwargs = {"item_features": features} if features is not None else {}
@@ -137,11 +133,31 @@ def current_revisions(model_name: str, model_config: dict[str, Any], with_featur
     return dict(model_class.revisions(config_class(**model_config), with_features))
 
 
+def with_later_defaults(saved: dict[str, Any], config_class: type[Any]) -> dict[str, Any]:
+    """``saved`` settings plus the defaults of settings added to ``config_class`` since they were saved.
+
+    The rule for adding a setting: its default gives exactly the behaviour from before it
+    existed (a change of behaviour bumps the model's revision instead), so a run saved
+    before the setting existed is the run its default gives, and stays reusable.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)
+                if f.default is not dataclasses.MISSING and f.name not in saved}
+    return json.loads(json.dumps({**saved, **defaults}))
+
+
+def comparable_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model settings, training settings) of a saved run config, completed with later defaults."""
+    _, config_class = lookup(config["model"])
+    return (with_later_defaults(config.get("model_config", {}), config_class),
+            with_later_defaults(config.get("training", {}), TrainingConfig))
+
+
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a run config that must match for a resume (display settings may differ)."""
     kept = {k: v for k, v in config.items() if k != "sources"}
     kept["revisions"] = recorded_revisions(config)
-    kept["training"] = {k: v for k, v in config["training"].items() if k not in (*DISPLAY_ONLY, "epochs")}
+    kept["model_config"], training = comparable_settings(config)
+    kept["training"] = {k: v for k, v in training.items() if k not in (*DISPLAY_ONLY, "epochs")}
     return kept
 
 
@@ -205,11 +221,11 @@ def train_run(
     _write_json(staging / "versions.json", _versions_with_hardware(staging / "versions.json", training.device))
     started = time.perf_counter()
     with seeded(seed):
-        model.fit(dataset, training, seed, checkpoint_dir=staging, resume=resume)
+        fit_model(model, dataset, training, seed, checkpoint_dir=staging, resume=resume)
     fit_seconds = time.perf_counter() - started
     model.save(staging / "model")
     _write_json(staging / "training_log.json",
-                {"fit_seconds": round(fit_seconds, 3), "epochs": getattr(model, "training_log", [])})
+                {"fit_seconds": round(fit_seconds, 3), "epochs": model.training_log if model.trainable else []})
     metrics = _evaluate_into(staging, model, dataset, protocols, seed, {})
     (staging / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete; model/ holds the weights
     if out.exists():
@@ -266,13 +282,23 @@ def trained_on(run_dir: Path) -> str | None:
 
 def _evaluate_into(
     run_dir: Path, model: Any, dataset: PreparedDataset, protocols: tuple[str, ...], seed: int,
-    metrics: dict[str, Any],
+    metrics: dict[str, Any], breakdowns: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Evaluate, save ranks, and write ``breakdown.json`` (`auxrec.evaluation.breakdown`) then ``metrics.json``.
+
+    ``breakdowns`` ({split: {protocol: groups}}) are merged into, and completed from any
+    other saved ranks file (runs evaluated before breakdowns existed).
+    """
+    from auxrec.evaluation.breakdown import breakdown_of_result, complete_from_ranks  # noqa: PLC0415
+
+    breakdowns = {} if breakdowns is None else breakdowns
     for protocol in protocols:
         for split in SPLITS:
             result = evaluate(model, dataset, split, protocol, seed)
             metrics.setdefault(split, {})[protocol] = result.metrics
             _save_ranks(run_dir / "ranks", dataset, result)
+            breakdowns.setdefault(split, {})[protocol] = breakdown_of_result(dataset, result)
+    _write_json(run_dir / "breakdown.json", complete_from_ranks(dataset, run_dir / "ranks", breakdowns))
     _write_json(run_dir / "metrics.json", metrics)
     return metrics
 
@@ -313,5 +339,7 @@ def evaluate_run(run_dir: Path, protocols: tuple[str, ...]) -> dict[str, Any]:
     config, model, dataset = load_run(run_dir)
     metrics_path = Path(run_dir) / "metrics.json"
     metrics = read_json(metrics_path) if metrics_path.is_file() else {}
-    return _evaluate_into(Path(run_dir), model, dataset, protocols, int(config["seed"]), metrics)
+    breakdown_path = Path(run_dir) / "breakdown.json"
+    breakdowns = read_json(breakdown_path) if breakdown_path.is_file() else {}
+    return _evaluate_into(Path(run_dir), model, dataset, protocols, int(config["seed"]), metrics, breakdowns)
 

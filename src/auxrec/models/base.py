@@ -1,72 +1,38 @@
-"""The one contract every recommender follows, and the shared torch plumbing.
+"""The shared torch plumbing of the neural models (the contract itself: `auxrec.models.contract`).
 
-Evaluation calls nothing but `Recommender.score`; training calls `fit`. Orientation is
-fixed once: users are rows, items are columns, item ids are internal ids with column 0
-reserved for padding.
+Evaluation calls nothing but `Recommender.score`; the training layer
+(`auxrec.training.trainer`) drives ``training_units``, ``make_batch`` and ``loss``. A model
+never imports the trainer: dependencies point from training to models, not back.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
 from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
-from auxrec.training.batching import Shard, plan_batches
-from auxrec.training.config import TrainingConfig
-
-
-@dataclass(frozen=True)
-class UserHistories:
-    """A batch of users to score.
-
-    ``users``: (B,) internal user ids. ``sequences``: (B, L) internal item ids of each
-    user's visible history, left-padded with PADDING_ID, most recent item last; L = 0 for
-    models that do not read sequences.
-    """
-
-    users: np.ndarray
-    sequences: np.ndarray
-
-
-@runtime_checkable
-class Recommender(Protocol):
-    """What evaluation and the run layer rely on."""
-
-    name: ClassVar[str]
-    history_length: int  # how many recent items `score` wants in UserHistories.sequences
-
-    def fit(
-        self, dataset: PreparedDataset, training: TrainingConfig, seed: int,
-        checkpoint_dir: Path | None = None, resume: bool = False,
-    ) -> Self: ...
-
-    def score(self, histories: UserHistories, candidates: np.ndarray | None = None) -> torch.Tensor:
-        """Scores, higher = more likely next.
-
-        With ``candidates`` (B, C) item ids: returns (B, C). Without: (B, n_items + 1),
-        one column per internal item id (column 0 = padding, ignored by evaluation).
-        """
-        ...
-
-    def save(self, directory: Path) -> None: ...
+from auxrec.models.contract import Recommender, UserHistories  # noqa: F401 (the contract, re-exported)
 
 
 class NeuralRecommender(nn.Module):
     """Base of the PyTorch models: config handling, save/load and the training hand-off.
 
     Subclasses define ``name``, ``config_class``, the network in ``__init__``,
-    ``training_batches`` (what one epoch iterates over), ``loss`` and ``score``.
+    ``training_units`` and ``make_batch`` (what one epoch iterates over), ``loss`` and ``score``.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type]
+    trainable: ClassVar[bool] = True
+    uses_item_features: ClassVar[bool] = False
+    required_features: ClassVar[tuple[str, ...]] = ()
+    relative_cost: ClassVar[int] = 1
     history_length: int = 0
     # Bumped when a fix changes the numbers the same settings give, so that a run trained
     # before it is retrained rather than reused as if current (`revisions`, in config.json).
@@ -95,26 +61,12 @@ class NeuralRecommender(nn.Module):
         """Tensors of one batch built from ``units``."""
         raise NotImplementedError
 
-    def training_batches(
-        self, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator, shard: Shard = Shard(),
-        length_bucketing: bool = False,
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        """One epoch of batches for this process (see `auxrec.training.batching`)."""
-        units, lengths = self.training_units(dataset)
-        for rows in plan_batches(len(units), batch_size, rng, lengths if length_bucketing else None, shard):
-            yield self.make_batch(dataset, units[rows], rng)
-
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def fit(
-        self, dataset: PreparedDataset, training: TrainingConfig, seed: int,
-        checkpoint_dir: Path | None = None, resume: bool = False,
-    ) -> Self:
-        from auxrec.training.trainer import train_neural_model
-
-        self.training_log = train_neural_model(self, dataset, training, seed, checkpoint_dir, resume)
-        return self
+    def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """AdamW parameter groups; one group of every parameter unless a model decays some differently."""
+        return [{"params": list(self.parameters()), "weight_decay": weight_decay}]
 
     @property
     def device(self) -> torch.device:

@@ -29,6 +29,7 @@ from pydantic import Field
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
+from auxrec.models.fusion import check_fusion_config
 from auxrec.models.sasrec import SASRec, check_heads_divide_width
 from auxrec.models.transformer import reverse_positions, trim_padding
 
@@ -48,9 +49,25 @@ class BERT4RecConfig:
     init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.02
     aux_fusion: Literal["concat", "sum"] = "concat"
     aux_on_output: bool = False
+    # The options below act only with item features (BERT4Rec+); see `auxrec.models.fusion`.
+    # Start of the auxiliary term: "paper" = W random like every linear layer (W·k perturbs the
+    # ids from step 0); "zero" = the fusion's last scaling (W and bias, or the LayerNorm's scale
+    # and shift with aux_norm) starts at 0, so BERT4Rec+ starts as BERT4Rec exactly.
+    aux_init: Literal["paper", "zero"] = "paper"
+    # Learned gate tanh(g), g = 0 at start (the term starts at 0 whatever aux_init): "scalar" scales
+    # the projected vector, "modality" each modality's vector before the map; "none" = no gate.
+    aux_gate: Literal["none", "scalar", "modality"] = "none"
+    aux_norm: bool = False  # LayerNorm of the projected vector (before a scalar gate; not with "modality")
+    # Modality dropout: in training, each modality's vector of each item is zeroed with this
+    # probability (one draw per item and modality per batch, survivors scaled by 1/(1-p)).
+    aux_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # AdamW weight decay of the fusion's parameters only (None = the training weight_decay, as for
+    # every parameter); honoured by an optimiser built from `SASRec.parameter_groups`.
+    aux_weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
 
     def __post_init__(self) -> None:
         check_heads_divide_width(self.hidden_dim, self.n_heads)
+        check_fusion_config(self)
 
 
 class BERT4Rec(SASRec):
@@ -58,6 +75,7 @@ class BERT4Rec(SASRec):
     config_class: ClassVar[type] = BERT4RecConfig
     causal: ClassVar[bool] = False
     activation: ClassVar[str] = "gelu"
+    relative_cost: ClassVar[int] = 4
     revision: ClassVar[int] = 1  # its own loss: SASRec's padding-position fix does not apply
 
     @property
@@ -99,10 +117,12 @@ class BERT4Rec(SASRec):
         }
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
+        with self.fusion_batch():
+            hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
+            items = self.output_embeddings()
         targets = batch["targets"]
         has_target = targets != PADDING_ID
-        logits = hidden[has_target] @ self.output_embeddings()[1:].T  # (N, n_items)
+        logits = hidden[has_target] @ items[1:].T  # (N, n_items)
         return F.cross_entropy(logits.float(), targets[has_target] - 1)
 
     def user_states(self, sequences: torch.Tensor) -> torch.Tensor:

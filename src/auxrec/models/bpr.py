@@ -22,8 +22,8 @@ from pydantic import Field
 from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
+from auxrec.data.sampling import pair_keys, sample_unseen_items
 from auxrec.models.base import NeuralRecommender, UserHistories
-from auxrec.training.batching import pair_keys, sample_unseen_items
 
 
 @dataclass(frozen=True)

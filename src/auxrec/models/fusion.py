@@ -39,9 +39,38 @@ rescaled once so that its mean item-vector norm is 1: encoders differ in scale b
 of magnitude (a 1280-d CNN vector vs a unit-norm sentence vector), and without this the
 largest modality would dominate the first updates. Missing modalities are zero rows in
 both modes.
+
+**Starting as the ID-only model (issue 13).** With the paper's form (``init="paper"``) the
+projection W is random, so from the first step W · k perturbs the id embeddings, and on
+small data it overfits. The options below make the auxiliary term start at exactly zero
+(so SASRec+ at initialisation computes SASRec's function, given the same seed, since the
+fusion is built after every id-side weight) and regularise it:
+
+- ``init="zero"``: the fusion's last scaling starts at zero: W and its bias, or, with
+  ``norm``, the LayerNorm's scale and shift (W stays random so that the normalised vector
+  has a direction to learn from). With a gate the gate is that zero factor already, and
+  ``init`` changes nothing: zeroing two factors of one product would leave both without a
+  gradient.
+- ``gate="scalar"``: ``tanh(g) · (W k + b)``, one learned g initialised at 0.
+  ``gate="modality"``: one g_m per modality, applied to each modality's vector before the
+  map, ``W · concat(tanh(g_m) k_m) + b`` or ``W · Σ_m tanh(g_m) A_m k_m + b`` (summation keeps
+  depending on the modalities through one sum). The bias starts at zero, so the output does.
+- ``norm``: LayerNorm of the projected vector (before a scalar gate). Not with the
+  per-modality gate: a LayerNorm after the map would cancel the gates' common scale.
+- ``modality_dropout`` p: in training, each modality's vector of each item is zeroed
+  with probability p, one draw per item and modality per batch (`batch`), survivors
+  scaled by 1/(1 − p); never at inference. Zero is what a missing modality gives, so a
+  dropped modality looks absent.
+
+Options left at their defaults create no parameter, buffer or random draw, so the paper's
+form keeps its parameters, state dict and numbers.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +80,8 @@ from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 
 FUSION_MODES = ("concat", "sum")
+FUSION_INITS = ("paper", "zero")
+FUSION_GATES = ("none", "scalar", "modality")
 # 2: "sum" became the paper's summation (fixed alignment, one shared map); before, it was
 # one learned map per modality, the same function family as "concat".
 FUSION_REVISIONS = {"concat": 1, "sum": 2}
@@ -85,12 +116,16 @@ def pca_alignment(matrix: np.ndarray, present: np.ndarray, width: int) -> np.nda
 
 
 class AuxiliaryFusion(nn.Module):
-    def __init__(self, dims: dict[str, int], n_rows: int, mode: str, width: int) -> None:
+    def __init__(self, dims: dict[str, int], n_rows: int, mode: str, width: int, *, gate: str = "none",
+                 norm: bool = False, modality_dropout: float = 0.0) -> None:
         super().__init__()
         if mode not in FUSION_MODES:
             raise ConfigError(f"unknown fusion {mode!r}; choose one of {', '.join(FUSION_MODES)}")
         if not dims:
             raise ConfigError("fusion needs at least one modality")
+        problem = fusion_option_problem(gate, norm, modality_dropout)
+        if problem:
+            raise ConfigError(problem)
         self.mode = mode
         self.names = list(dims)
         self.input_dims = dict(dims)
@@ -101,10 +136,28 @@ class AuxiliaryFusion(nn.Module):
             self.register_buffer(f"features_{name}", torch.zeros(n_rows, stored))
         in_width = sum(dims.values()) if mode == "concat" else self.common_width
         self.projection = nn.Linear(in_width, width)
+        # Registered only when asked for: the paper's form keeps its state dict.
+        self.norm = nn.LayerNorm(width) if norm else None
+        self.gate_kind = gate
+        gates = 1 if gate == "scalar" else len(dims)
+        self.gate = nn.Parameter(torch.zeros(gates)) if gate != "none" else None  # tanh(0) = 0: starts closed
+        self.modality_dropout = modality_dropout
+        self.generator: torch.Generator | None = None  # modality dropout's draws; None = torch's global RNG
+        self._keep: torch.Tensor | None = None  # (n_rows, M) the current batch's dropout factors
+
+    def start_at_zero(self) -> None:
+        """Zero the last scaling, so that the fusion outputs exactly 0 (see the module notes)."""
+        if self.gate is not None:
+            return
+        final = self.norm if self.norm is not None else self.projection
+        with torch.no_grad():
+            final.weight.zero_()
+            final.bias.zero_()
 
     @classmethod
-    def from_features(cls, features: ItemFeatures, mode: str, width: int) -> AuxiliaryFusion:
-        module = cls(features.dims(), features.n_rows, mode, width)
+    def from_features(cls, features: ItemFeatures, mode: str, width: int, **options: Any) -> AuxiliaryFusion:
+        """The fusion of ``features``; ``options`` are the constructor's (gate, norm, modality_dropout)."""
+        module = cls(features.dims(), features.n_rows, mode, width, **options)
         with torch.no_grad():
             for name, matrix in features.matrices.items():
                 present = features.present[name]
@@ -124,13 +177,51 @@ class AuxiliaryFusion(nn.Module):
     def fused_input(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) item ids → (..., in_width) what the learned map sees: concatenation or aligned sum."""
         vectors = [getattr(self, f"features_{name}")[item_ids] for name in self.names]
+        factors = self._modality_factors(item_ids)  # (..., M) or None
+        if factors is not None:
+            vectors = [vector * factors[..., m, None] for m, vector in enumerate(vectors)]
         if self.mode == "concat":
             return torch.cat(vectors, dim=-1)
         return torch.stack(vectors).sum(0)  # (..., common) point-wise addition
 
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) item ids → (..., width) projected auxiliary vectors."""
-        return self.projection(self.fused_input(item_ids))
+        projected = self.projection(self.fused_input(item_ids))
+        if self.norm is not None:
+            projected = self.norm(projected)
+        if self.gate_kind == "scalar":
+            projected = torch.tanh(self.gate) * projected
+        return projected
+
+    # -- gates and modality dropout ---------------------------------------------
+    def _modality_factors(self, item_ids: torch.Tensor) -> torch.Tensor | None:
+        """(..., M) per-modality factors (per-modality gate × dropout), or None when there are none."""
+        factors = None
+        if self.training and self.modality_dropout > 0:
+            keep = self._keep if self._keep is not None else self.draw_keep()
+            factors = keep[item_ids]
+        if self.gate_kind == "modality":
+            gates = torch.tanh(self.gate)  # (M,)
+            factors = gates if factors is None else factors * gates
+        return factors
+
+    def draw_keep(self) -> torch.Tensor:
+        """(n_rows, M) modality-dropout factors: 0 (dropped) or 1/(1 − p), one per item and modality."""
+        device = self.projection_device()
+        rows = getattr(self, f"features_{self.names[0]}").shape[0]
+        draw_on = self.generator.device if self.generator is not None else device
+        uniform = torch.rand(rows, len(self.names), generator=self.generator, device=draw_on)
+        return ((uniform >= self.modality_dropout).float() / (1 - self.modality_dropout)).to(device)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One training batch: every lookup inside (input and output side) shares one dropout draw."""
+        if self.training and self.modality_dropout > 0:
+            self._keep = self.draw_keep()
+        try:
+            yield
+        finally:
+            self._keep = None
 
     def all_items(self) -> torch.Tensor:
         """(n_items + 1, width) projected vectors of every item."""
@@ -139,3 +230,27 @@ class AuxiliaryFusion(nn.Module):
 
     def projection_device(self) -> torch.device:
         return getattr(self, f"features_{self.names[0]}").device
+
+
+def fusion_option_problem(gate: str, norm: bool, modality_dropout: float) -> str | None:
+    """Why these fusion options cannot be honoured, or None (one message for configs and the module)."""
+    if gate not in FUSION_GATES:
+        return f"unknown aux_gate {gate!r}; choose one of {', '.join(FUSION_GATES)}"
+    if gate == "modality" and norm:
+        return ("aux_gate='modality' cannot be combined with aux_norm: the LayerNorm after the map would "
+                "cancel the gates' common scale; use aux_gate='scalar' with aux_norm")
+    if not 0 <= modality_dropout < 1:
+        return f"aux_dropout must be in [0, 1), got {modality_dropout}"
+    return None
+
+
+def check_fusion_config(config: Any) -> None:
+    """A model config's fusion options (``aux_*`` fields), checked in its ``__post_init__`` (ValueError)."""
+    problem = fusion_option_problem(config.aux_gate, config.aux_norm, config.aux_dropout)
+    if problem:
+        raise ValueError(problem)
+
+
+def fusion_options(config: Any) -> dict[str, Any]:
+    """`AuxiliaryFusion` keyword options from a model config's ``aux_*`` fields."""
+    return {"gate": config.aux_gate, "norm": config.aux_norm, "modality_dropout": config.aux_dropout}

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from auxrec.data.dataset import PreparedDataset
-from auxrec.models.base import UserHistories
-from auxrec.training.config import TrainingConfig
+from auxrec.models.contract import UserHistories
 
 
 @dataclass(frozen=True)
@@ -26,6 +25,10 @@ class PopRecConfig:
 
 class PopRec:
     name: ClassVar[str] = "poprec"
+    trainable: ClassVar[bool] = False
+    uses_item_features: ClassVar[bool] = False
+    required_features: ClassVar[tuple[str, ...]] = ()
+    relative_cost: ClassVar[int] = 1
     history_length = 0
     revision: ClassVar[int] = 1
 
@@ -38,10 +41,8 @@ class PopRec:
         self.n_users = n_users
         self.n_items = n_items
 
-    def fit(
-        self, dataset: PreparedDataset, training: TrainingConfig, seed: int,
-        checkpoint_dir: Path | None = None, resume: bool = False,
-    ) -> Self:
+    def fit(self, dataset: PreparedDataset) -> Self:
+        """Count training interactions per item (no training loop: ``trainable`` is False)."""
         self.item_counts_ = torch.as_tensor(dataset.train_item_counts, dtype=torch.float32)
         return self
 

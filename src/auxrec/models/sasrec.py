@@ -29,7 +29,8 @@ Deviations, each deliberate:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal
+from contextlib import AbstractContextManager, nullcontext
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ from auxrec.data.ids import PADDING_ID
 from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.models.base import NeuralRecommender, UserHistories
-from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion
+from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, check_fusion_config, fusion_options
 from auxrec.models.transformer import TransformerBlock, attention_mask, reverse_positions, trim_padding
 
 SASREC_LOSSES = ("ce", "bce")
@@ -63,9 +64,25 @@ class SASRecConfig:
     init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.02
     aux_fusion: Literal["concat", "sum"] = "concat"  # used when item features are given
     aux_on_output: bool = False
+    # The options below act only with item features (SASRec+); see `auxrec.models.fusion`.
+    # Start of the auxiliary term: "paper" = W random like every linear layer (W·k perturbs the
+    # ids from step 0); "zero" = the fusion's last scaling (W and bias, or the LayerNorm's scale
+    # and shift with aux_norm) starts at 0, so SASRec+ starts as SASRec exactly.
+    aux_init: Literal["paper", "zero"] = "paper"
+    # Learned gate tanh(g), g = 0 at start (the term starts at 0 whatever aux_init): "scalar" scales
+    # the projected vector, "modality" each modality's vector before the map; "none" = no gate.
+    aux_gate: Literal["none", "scalar", "modality"] = "none"
+    aux_norm: bool = False  # LayerNorm of the projected vector (before a scalar gate; not with "modality")
+    # Modality dropout: in training, each modality's vector of each item is zeroed with this
+    # probability (one draw per item and modality per batch, survivors scaled by 1/(1-p)).
+    aux_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # AdamW weight decay of the fusion's parameters only (None = the training weight_decay, as for
+    # every parameter); honoured by an optimiser built from `SASRec.parameter_groups`.
+    aux_weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
 
     def __post_init__(self) -> None:
         check_heads_divide_width(self.hidden_dim, self.n_heads)
+        check_fusion_config(self)
 
 
 def check_heads_divide_width(hidden_dim: int, n_heads: int) -> None:
@@ -80,6 +97,8 @@ class SASRec(NeuralRecommender):
     config_class: ClassVar[type] = SASRecConfig
     causal: ClassVar[bool] = True
     activation: ClassVar[str] = "relu"
+    uses_item_features: ClassVar[bool] = True  # SASRec+ is this class with item features
+    relative_cost: ClassVar[int] = 2
     revision: ClassVar[int] = 2  # 2: the position whose input is padding no longer trains
 
     @classmethod
@@ -111,14 +130,36 @@ class SASRec(NeuralRecommender):
         # Built last, so SASRec and SASRec+ with the same seed start from identical id-side
         # weights and a paired comparison isolates the effect of the auxiliary information.
         self.fusion = (
-            AuxiliaryFusion.from_features(item_features, config.aux_fusion, width) if item_features else None
+            AuxiliaryFusion.from_features(item_features, config.aux_fusion, width, **fusion_options(config))
+            if item_features else None
         )
         if self.fusion is not None:
-            self.fusion.apply(self._init_weights)
+            self.fusion.apply(self._init_weights)  # touches only Linear (and Embedding) layers
+            if config.aux_init == "zero":
+                self.fusion.start_at_zero()
 
     @property
     def n_embeddings(self) -> int:
         return self.n_items + 1
+
+    def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """AdamW parameter groups: the fusion's with ``aux_weight_decay`` (when set), the rest ``weight_decay``.
+
+        One group of every parameter, in `parameters()` order, when there is no fusion or
+        no fusion-specific decay (the optimiser is then the one ``model.parameters()`` gives).
+        Use: ``torch.optim.AdamW(model.parameter_groups(wd), lr=lr, weight_decay=wd)``.
+        """
+        decay = self.config.aux_weight_decay
+        if self.fusion is None or decay is None:
+            return [{"params": list(self.parameters()), "weight_decay": weight_decay}]
+        fusion = list(self.fusion.parameters())
+        in_fusion = {id(parameter) for parameter in fusion}
+        rest = [parameter for parameter in self.parameters() if id(parameter) not in in_fusion]
+        return [{"params": rest, "weight_decay": weight_decay}, {"params": fusion, "weight_decay": decay}]
+
+    def fusion_batch(self) -> AbstractContextManager[None]:
+        """Context of one training batch: one modality-dropout draw shared by input and output side."""
+        return self.fusion.batch() if self.fusion is not None else nullcontext()
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Embedding | nn.Linear):
@@ -200,11 +241,12 @@ class SASRec(NeuralRecommender):
         return (batch["inputs"] != PADDING_ID) & (batch["targets"] != PADDING_ID)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
+        with self.fusion_batch():
+            hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
+            items = self.output_embeddings()
         counted = self.loss_positions(batch)  # (B, L)
         targets = batch["targets"][counted]  # (N,)
         hidden = hidden[counted]  # (N, d)
-        items = self.output_embeddings()
         if self.config.loss == "ce":
             logits = hidden @ items[1:].T  # (N, n_items); padding is never a target
             return F.cross_entropy(logits.float(), targets - 1)

@@ -45,8 +45,8 @@ from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
+from auxrec.data.sampling import pair_keys, sample_unseen_items
 from auxrec.models.base import NeuralRecommender, UserHistories
-from auxrec.training.batching import pair_keys, sample_unseen_items
 
 
 @dataclass(frozen=True)

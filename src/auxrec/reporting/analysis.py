@@ -27,7 +27,7 @@ from auxrec.data.ids import PADDING_ID
 from auxrec.evaluation.evaluator import history_mask, user_histories
 from auxrec.exceptions import ConfigError
 from auxrec.io import finite_or_none
-from auxrec.models.base import Recommender
+from auxrec.models.contract import Recommender
 
 TITLE_COLUMNS = ("title", "prod_name", "name")  # preferred display columns, before other text columns
 ATTENTION_BATCH = 256

@@ -2,7 +2,8 @@
 
 Runs with the same seed share their initial state of the data pipeline and their sampled
 evaluation negatives, so a model and its ``+`` variant are compared seed by seed with a
-paired t-test (`scipy.stats.ttest_rel`), not as two independent samples.
+paired t-test (`scipy.stats.ttest_rel`), not as two independent samples. Table 2 tests
+several pairs at once, so `holm` adjusts their p-values for multiple comparisons.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ class PairedTest:
     ci_low: float  # confidence interval of the mean difference
     ci_high: float
     confidence: float
+    p_holm: float | None = None  # Holm-adjusted p within a family of tests (`holm`); None = not adjusted
 
     def to_json(self) -> dict[str, Any]:
-        return dict(finite_or_none(asdict(self)))
+        values = asdict(self)
+        if self.p_holm is None:  # saved reports from before the adjustment keep their exact form
+            del values["p_holm"]
+        return dict(finite_or_none(values))
 
 
 def paired_t_test(without: Sequence[float], with_aux: Sequence[float], confidence: float = 0.95) -> PairedTest:
@@ -66,3 +71,28 @@ def paired_t_test(without: Sequence[float], with_aux: Sequence[float], confidenc
         std_without=float(a.std(ddof=1)) if n >= 2 else math.nan, std_with=float(b.std(ddof=1)) if n >= 2 else math.nan,
         dof=max(n - 1, 0), t=t, p=p, mean_difference=mean_difference, ci_low=low, ci_high=high, confidence=confidence,
     )
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values, in the order given.
+
+    With the m non-NaN p-values sorted ascending, p_(1) <= ... <= p_(m), the adjusted
+    value of p_(i) is ``min(1, max_{j <= i} (m - j + 1) * p_(j))``: step-down, monotone in
+    the raw p-values, capped at 1. Rejecting where the adjusted value is below α controls
+    the family-wise error rate at α for any dependence between the tests. NaN p-values
+    (tests that could not be run) are not counted in m and stay NaN.
+    """
+    values = np.asarray(p_values, dtype=np.float64)
+    if values.ndim != 1:
+        raise ConfigError(f"holm needs a flat list of p-values, got shape {values.shape}")
+    finite = ~np.isnan(values)
+    outside = values[finite & ((values < 0) | (values > 1))]
+    if outside.size:
+        raise ConfigError(f"p-values must lie in [0, 1]; got {outside[0]}")
+    adjusted = np.full(values.shape, math.nan)
+    present = np.flatnonzero(finite)
+    order = present[np.argsort(values[present], kind="stable")]
+    m = len(order)
+    steps = (m - np.arange(m)) * values[order]
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(steps))
+    return adjusted

@@ -9,6 +9,7 @@ _italic_ / underlined, per row (Table 1, like the paper's grey cells) or per col
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import pandas as pd
 
 from auxrec.evaluation.metrics import METRIC_NAMES
 from auxrec.io import write_text_atomic
-from auxrec.reporting.statistics import PairedTest, paired_t_test
+from auxrec.reporting.statistics import PairedTest, holm, paired_t_test
 
 
 @dataclass(frozen=True)
@@ -154,31 +155,51 @@ def table2(
     name: str, caption: str, per_seed: Mapping[str, Mapping[int, float]], pairs: Sequence[tuple[str, str]],
     confidence: float = 0.95,
 ) -> tuple[Table, dict[str, PairedTest]]:
-    """Paired t-tests of each (without, with) pair over the seeds both have (the paper's Table 2)."""
-    rows = ["Mean", "Standard deviation", "Observations", "Degrees of freedom", "t statistic", "p-value",
-            "Mean difference", f"{confidence:.0%} CI of the difference"]
-    numbers = pd.DataFrame(index=pd.Index(rows, name="NDCG@10"), dtype=object)
-    cells = pd.DataFrame(index=numbers.index, dtype=object)
+    """Paired t-tests of each (without, with) pair over the seeds both have (the paper's Table 2).
+
+    The pairs present form one family of tests: each test's p-value is also given
+    Holm-adjusted over the family's k tests with a p-value (`holm`), in the row
+    "Holm-adjusted p (k tests)" and as ``PairedTest.p_holm``.
+    """
     tests: dict[str, PairedTest] = {}
+    present: list[tuple[str, str]] = []
     for without, with_aux in pairs:
         if without not in per_seed or with_aux not in per_seed:
             continue
         seeds = sorted(set(per_seed[without]) & set(per_seed[with_aux]))
-        test = paired_t_test([per_seed[without][s] for s in seeds], [per_seed[with_aux][s] for s in seeds],
-                             confidence)
-        tests[with_aux] = test
+        tests[with_aux] = paired_t_test([per_seed[without][s] for s in seeds],
+                                        [per_seed[with_aux][s] for s in seeds], confidence)
+        present.append((without, with_aux))
+    adjusted = holm([test.p for test in tests.values()])
+    tests = {label: dataclasses.replace(test, p_holm=float(p_holm))
+             for (label, test), p_holm in zip(tests.items(), adjusted)}
+    family = int(np.isfinite(adjusted).sum())
+    rows = ["Mean", "Standard deviation", "Observations", "Degrees of freedom", "t statistic", "p-value",
+            f"Holm-adjusted p ({family} test{'s' if family != 1 else ''})", "Mean difference",
+            f"{confidence:.0%} CI of the difference"]
+    numbers = pd.DataFrame(index=pd.Index(rows, name="NDCG@10"), dtype=object)
+    cells = pd.DataFrame(index=numbers.index, dtype=object)
+    for without, with_aux in present:
+        test = tests[with_aux]
         blank = [math.nan] * len(rows)
         numbers[without] = [test.mean_without, test.std_without] + blank[2:]
-        numbers[with_aux] = [test.mean_with, test.std_with, test.n, test.dof, test.t, test.p, test.mean_difference,
-                             f"[{test.ci_low:.4f}, {test.ci_high:.4f}]"]
+        numbers[with_aux] = [test.mean_with, test.std_with, test.n, test.dof, test.t, test.p, test.p_holm,
+                             test.mean_difference, f"[{test.ci_low:.4f}, {test.ci_high:.4f}]"]
         cells[without] = [_number(test.mean_without), _number(test.std_without)] + [""] * (len(rows) - 2)
         cells[with_aux] = [_number(test.mean_with), _number(test.std_with), str(test.n), str(test.dof),
-                           _number(test.t, 3), "–" if not math.isfinite(test.p) else f"{test.p:.2g}",
+                           _number(test.t, 3), _p_value(test.p), _p_value(test.p_holm),
                            f"{test.mean_difference:+.4f}", f"[{test.ci_low:+.4f}, {test.ci_high:+.4f}]"]
     notes = (("Paired by seed (same initial data order and evaluation negatives); two-sided "
               "scipy.stats.ttest_rel; the test statistics sit in the column of the variant with auxiliary "
-              "information."),)
+              "information."),
+             (f"Holm-adjusted p: Holm–Bonferroni step-down adjustment over the {family} test(s) of this table, "
+              "controlling the family-wise error rate; compare it, not the raw p-value, with the significance "
+              "level when the table is read as a whole."))
     return Table(name, caption, numbers, cells, notes=notes), tests
+
+
+def _p_value(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.2g}"
 
 
 def table3(

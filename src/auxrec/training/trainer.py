@@ -1,9 +1,13 @@
 """The training loop shared by every PyTorch model.
 
-A model supplies its batches (`NeuralRecommender.training_batches`) and ``loss``; this
-loop owns the optimiser (AdamW), the device and bf16 autocast on CUDA, validation, early
-stopping, per-epoch checkpoints and resumption, and the progress bar, so every model is
-trained and selected the same way.
+A model supplies what an epoch iterates over (``training_units``), how a batch is built
+(``make_batch``) and its ``loss``; this loop owns batching, the optimiser (AdamW), the
+device and bf16 autocast on CUDA, validation, early stopping, per-epoch checkpoints and
+resumption, and the progress bar, so every model is trained and selected the same way.
+`fit` is the one entry point the run layer calls, for every registered model.
+
+The loop is small named steps: `train_one_epoch`, `validate`, and a `TrainingState` that
+alone knows a checkpoint's keys (`to_checkpoint` / `from_checkpoint`).
 
 Checkpoints hold everything the next epoch depends on — weights, optimiser moments, the
 batch generator's state, torch's RNG state (dropout), the best weights so far and the
@@ -19,6 +23,8 @@ import math
 import os
 import pickle
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +35,8 @@ from tqdm.auto import tqdm
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
 from auxrec.exceptions import CheckpointError, ConfigError, DamagedFile, TrainingDiverged
-from auxrec.training.batching import Shard
+from auxrec.evaluation.evaluator import evaluate
+from auxrec.training.batching import Shard, plan_batches
 from auxrec.training.config import TrainingConfig
 
 if TYPE_CHECKING:
@@ -86,8 +93,115 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     return state
 
 
-def _should_stop(rounds_without_improvement: int, epochs_done: int, config: TrainingConfig) -> bool:
-    return rounds_without_improvement >= config.patience and epochs_done >= config.min_epochs
+@dataclass
+class TrainingState:
+    """What the training loop carries from one epoch to the next, besides the model and optimiser.
+
+    `to_checkpoint` and `from_checkpoint` are the only places that know a checkpoint's keys.
+    """
+
+    epoch: int = 0  # the last finished epoch
+    best_value: float = -math.inf  # best validation NDCG@10 so far
+    best_state: dict[str, torch.Tensor] | None = None  # the weights that reached it
+    rounds_without_improvement: int = 0
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def should_stop(self, config: TrainingConfig) -> bool:
+        return self.rounds_without_improvement >= config.patience and self.epoch >= config.min_epochs
+
+    def record_validation(self, value: float, model: NeuralRecommender) -> bool:
+        """Count one validation; keep the weights when ``value`` is a new best. Returns whether it was."""
+        if value > self.best_value:
+            self.best_value, self.rounds_without_improvement = value, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+            return True
+        self.rounds_without_improvement += 1
+        return False
+
+    def to_checkpoint(self, model: NeuralRecommender, optimizer: torch.optim.Optimizer,
+                      rng: np.random.Generator) -> dict[str, Any]:
+        """Everything the next epoch depends on, torch's RNG (dropout) included."""
+        return {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(), "best_value": self.best_value, "best_state": self.best_state,
+            "rounds_without_improvement": self.rounds_without_improvement, "log": self.log, "epoch": self.epoch,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any], model: NeuralRecommender,
+                        optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> TrainingState:
+        """Restore model, optimiser and both RNGs from ``checkpoint``; return the loop's state."""
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        rng.bit_generator.state = checkpoint["rng"]
+        torch.set_rng_state(checkpoint["torch_rng"])
+        return cls(epoch=checkpoint["epoch"], best_value=checkpoint["best_value"],
+                   best_state=checkpoint["best_state"],
+                   rounds_without_improvement=checkpoint["rounds_without_improvement"], log=checkpoint["log"])
+
+
+def epoch_batches(model: NeuralRecommender, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator,
+                  shard: Shard = Shard(), length_bucketing: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch of the model's batches for this process (`auxrec.training.batching`)."""
+    units, lengths = model.training_units(dataset)
+    for rows in plan_batches(len(units), batch_size, rng, lengths if length_bucketing else None, shard):
+        yield model.make_batch(dataset, units[rows], rng)
+
+
+def train_one_epoch(
+    model: NeuralRecommender, dataset: PreparedDataset, config: TrainingConfig, epoch: int,
+    optimizer: torch.optim.Optimizer, rng: np.random.Generator, device: torch.device,
+) -> dict[str, Any]:
+    """One pass over the training data; returns the epoch's log record (loss and speed)."""
+    model.train()
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    started = time.perf_counter()
+    total_loss, n_batches, n_rows, n_positions = 0.0, 0, 0, 0
+    batches = epoch_batches(model, dataset, config.batch_size, rng, Shard.current(), config.length_bucketing)
+    bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=_hide_progress(config), unit="batch",
+               mininterval=0.5)
+    for batch in bar:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss = model.loss(_to_device(batch, device))
+        batch_loss = float(loss.detach())  # the one host sync per step, read before the update
+        if not math.isfinite(batch_loss):
+            # A non-finite loss would train NaN weights into a run that looks finished
+            # (every metric 0); stop while the previous epoch's checkpoint is intact.
+            raise TrainingDiverged(
+                f"{model.name} diverged: the training loss became {batch_loss} in epoch {epoch} "
+                f"(batch {n_batches + 1}); lower --lr (now {config.learning_rate:g}) or check the item "
+                "features; no finished run was written"
+            )
+        loss.backward()
+        optimizer.step()
+        rows, positions = _batch_counts(batch)
+        total_loss += batch_loss
+        n_batches, n_rows, n_positions = n_batches + 1, n_rows + rows, n_positions + positions
+        if n_batches % 10 == 0:
+            elapsed = time.perf_counter() - started
+            bar.set_postfix(loss=f"{total_loss / n_batches:.4f}", seq_per_s=f"{n_rows / elapsed:.0f}", refresh=False)
+    seconds = time.perf_counter() - started
+    return {
+        "epoch": epoch,
+        "loss": total_loss / max(n_batches, 1),
+        "train_seconds": round(seconds, 3),
+        "sequences_per_second": round(n_rows / seconds, 1) if seconds else None,
+        "positions_per_second": round(n_positions / seconds, 1) if seconds else None,
+    }
+
+
+def validate(model: NeuralRecommender, dataset: PreparedDataset, config: TrainingConfig, seed: int
+             ) -> tuple[float, float]:
+    """(validation NDCG@10 under the configured protocol, seconds it took)."""
+    started = time.perf_counter()
+    result = evaluate(model, dataset, "valid", config.validation_protocol, seed)
+    return result.metrics[SELECTION_METRIC], round(time.perf_counter() - started, 3)
+
+
+def _hide_progress(config: TrainingConfig) -> bool | None:
+    # tqdm's disable=None switches bars off by itself when stderr is not a terminal (CI logs).
+    return None if config.progress else True
 
 
 def train_neural_model(
@@ -105,97 +219,47 @@ def train_neural_model(
     ``checkpoint_dir`` a checkpoint is written after every epoch; with ``resume`` an
     existing one is continued from.
     """
-    from auxrec.evaluation.evaluator import evaluate
-
     device = resolve_device(config.device)
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameter_groups(config.weight_decay), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
     rng = np.random.default_rng([seed, 1])  # stream 1: training; evaluation negatives use their own
-    shard = Shard.current()
-    best_value = -math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    rounds_without_improvement = 0
-    log: list[dict[str, Any]] = []
-    first_epoch = 1
+    state = TrainingState()
     checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        best_value, best_state = state["best_value"], state["best_state"]
-        rounds_without_improvement, log = state["rounds_without_improvement"], state["log"]
-        first_epoch = state["epoch"] + 1
-        logger.info("resuming %s from epoch %d", model.name, first_epoch)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs).
-    show = None if config.progress else True
-    stopped = _should_stop(rounds_without_improvement, first_epoch - 1, config)
-    epochs_bar = tqdm(range(first_epoch, config.epochs + 1), desc=model.name, unit="epoch", disable=show,
-                      initial=first_epoch - 1, total=config.epochs)
+        state = TrainingState.from_checkpoint(load_checkpoint(checkpoint, device), model, optimizer, rng)
+        logger.info("resuming %s from epoch %d", model.name, state.epoch + 1)
+    epochs_bar = tqdm(range(state.epoch + 1, config.epochs + 1), desc=model.name, unit="epoch",
+                      disable=_hide_progress(config), initial=state.epoch, total=config.epochs)
     for epoch in epochs_bar:
-        if stopped:
+        if state.should_stop(config):
             break
-        model.train()
-        started = time.perf_counter()
-        total_loss, n_batches, n_rows, n_positions = 0.0, 0, 0, 0
-        bar = tqdm(model.training_batches(dataset, config.batch_size, rng, shard,
-                                          config.length_bucketing), desc=f"epoch {epoch}",
-                   leave=False, disable=show, unit="batch", mininterval=0.5)
-        for batch in bar:
-            optimizer.zero_grad(set_to_none=True)
-            with autocast:
-                loss = model.loss(_to_device(batch, device))
-            batch_loss = float(loss.detach())  # the one host sync per step, read before the update
-            if not math.isfinite(batch_loss):
-                # A non-finite loss would train NaN weights into a run that looks finished
-                # (every metric 0); stop while the previous epoch's checkpoint is intact.
-                raise TrainingDiverged(
-                    f"{model.name} diverged: the training loss became {batch_loss} in epoch {epoch} "
-                    f"(batch {n_batches + 1}); lower --lr (now {config.learning_rate:g}) or check the item "
-                    "features; no finished run was written"
-                )
-            loss.backward()
-            optimizer.step()
-            rows, positions = _batch_counts(batch)
-            total_loss += batch_loss
-            n_batches, n_rows, n_positions = n_batches + 1, n_rows + rows, n_positions + positions
-            if n_batches % 10 == 0:
-                elapsed = time.perf_counter() - started
-                bar.set_postfix(loss=f"{total_loss / n_batches:.4f}", seq_per_s=f"{n_rows / elapsed:.0f}",
-                                refresh=False)
-        seconds = time.perf_counter() - started
-        record: dict[str, Any] = {
-            "epoch": epoch,
-            "loss": total_loss / max(n_batches, 1),
-            "train_seconds": round(seconds, 3),
-            "sequences_per_second": round(n_rows / seconds, 1) if seconds else None,
-            "positions_per_second": round(n_positions / seconds, 1) if seconds else None,
-        }
+        record = train_one_epoch(model, dataset, config, epoch, optimizer, rng, device)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            evaluated = time.perf_counter()
-            result = evaluate(model, dataset, "valid", config.validation_protocol, seed)
-            value = result.metrics[SELECTION_METRIC]
-            record[f"valid_{SELECTION_METRIC}"] = value
-            record["valid_seconds"] = round(time.perf_counter() - evaluated, 3)
-            if value > best_value:
-                best_value, rounds_without_improvement = value, 0
-                best_state = copy.deepcopy(model.state_dict())
+            value, seconds = validate(model, dataset, config, seed)
+            record[f"valid_{SELECTION_METRIC}"], record["valid_seconds"] = value, seconds
+            if state.record_validation(value, model):
                 record["best"] = True
-            else:
-                rounds_without_improvement += 1
-        log.append(record)
+        state.log.append(record)
+        state.epoch = epoch
         logger.info("%s", record)
-        epochs_bar.set_postfix(loss=f"{record['loss']:.4f}", best_valid_ndcg10=f"{max(best_value, 0):.4f}")
-        stopped = _should_stop(rounds_without_improvement, epoch, config)
+        epochs_bar.set_postfix(loss=f"{record['loss']:.4f}", best_valid_ndcg10=f"{max(state.best_value, 0):.4f}")
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "best_value": best_value, "best_state": best_state,
-                "rounds_without_improvement": rounds_without_improvement, "log": log, "epoch": epoch,
-            })
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            _save_checkpoint(checkpoint, state.to_checkpoint(model, optimizer, rng))
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
     model.eval()
-    return log
+    return state.log
+
+
+def fit(model: Any, dataset: PreparedDataset, training: TrainingConfig, seed: int,
+        checkpoint_dir: Path | None = None, resume: bool = False) -> Any:
+    """Fit any registered model: the gradient loop when it is ``trainable``, its own ``fit`` otherwise.
+
+    Returns the model; a trained one carries its per-epoch log in ``training_log``.
+    """
+    if model.trainable:
+        model.training_log = train_neural_model(model, dataset, training, seed, checkpoint_dir, resume)
+    else:
+        model.fit(dataset)
+    return model
