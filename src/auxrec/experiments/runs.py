@@ -38,6 +38,7 @@ import torch
 from auxrec import __version__
 from auxrec.config import resolve_config
 from auxrec.data.dataset import PreparedDataset
+from auxrec.evaluation.breakdown import breakdown_of_result, complete_from_ranks
 from auxrec.evaluation.evaluator import NEGATIVE_STRATEGY, EvaluationResult, check_protocol, evaluate
 from auxrec.evaluation.negatives import load_or_draw_negatives
 from auxrec.exceptions import ConfigError, DamagedFile, ResumeMismatch, RunError
@@ -289,8 +290,6 @@ def _evaluate_into(
     ``breakdowns`` ({split: {protocol: groups}}) are merged into, and completed from any
     other saved ranks file (runs evaluated before breakdowns existed).
     """
-    from auxrec.evaluation.breakdown import breakdown_of_result, complete_from_ranks  # noqa: PLC0415
-
     breakdowns = {} if breakdowns is None else breakdowns
     for protocol in protocols:
         for split in SPLITS:

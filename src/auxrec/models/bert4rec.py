@@ -20,7 +20,7 @@ default (``norm_first``). The [MASK] token has no auxiliary vector (zeros).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
@@ -29,13 +29,13 @@ from pydantic import Field
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
-from auxrec.models.fusion import check_fusion_config
+from auxrec.models.fusion import FusionSettings, check_fusion_config
 from auxrec.models.sasrec import SASRec, check_heads_divide_width
 from auxrec.models.transformer import reverse_positions, trim_padding
 
 
 @dataclass(frozen=True)
-class BERT4RecConfig:
+class BERT4RecConfig(FusionSettings):
     """BERT4Rec's architecture; ranges are checked when settings are resolved (before training)."""
 
     hidden_dim: Annotated[int, Field(ge=1)] = 64
@@ -47,24 +47,6 @@ class BERT4RecConfig:
     mask_probability: Annotated[float, Field(gt=0, le=1)] = 0.2
     norm_first: bool = True
     init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.02
-    aux_fusion: Literal["concat", "sum"] = "concat"
-    aux_on_output: bool = False
-    # The options below act only with item features (BERT4Rec+); see `auxrec.models.fusion`.
-    # Start of the auxiliary term: "paper" = W random like every linear layer (W·k perturbs the
-    # ids from step 0); "zero" = the fusion's last scaling (W and bias, or the LayerNorm's scale
-    # and shift with aux_norm) starts at 0, so BERT4Rec+ starts as BERT4Rec exactly.
-    aux_init: Literal["paper", "zero"] = "paper"
-    # Learned gate tanh(g), g = 0 at start (the term starts at 0 whatever aux_init): "scalar" scales
-    # the projected vector, "modality" each modality's vector before the map; "none" = no gate.
-    aux_gate: Literal["none", "scalar", "modality"] = "none"
-    aux_norm: bool = False  # LayerNorm of the projected vector (before a scalar gate; not with "modality")
-    # Modality dropout: in training, each modality's vector of each item is zeroed with this
-    # probability (one draw per item and modality per batch, survivors scaled by 1/(1-p)).
-    aux_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    # AdamW weight decay of the fusion's parameters only (None = the training weight_decay, as for
-    # every parameter); honoured by an optimiser built from `SASRec.parameter_groups`.
-    aux_weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-
     def __post_init__(self) -> None:
         check_heads_divide_width(self.hidden_dim, self.n_heads)
         check_fusion_config(self)

@@ -70,10 +70,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from auxrec.exceptions import ConfigError
@@ -242,6 +244,29 @@ def fusion_option_problem(gate: str, norm: bool, modality_dropout: float) -> str
     if not 0 <= modality_dropout < 1:
         return f"aux_dropout must be in [0, 1), got {modality_dropout}"
     return None
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """How a transformer's ``+`` variant fuses item content: the ``aux_*`` settings SASRec's and
+    BERT4Rec's configs share (both inherit them; they act only when item features are given)."""
+
+    aux_fusion: Literal["concat", "sum"] = "concat"
+    aux_on_output: bool = False  # also add the projected content to the output item representation
+    # Start of the auxiliary term: "paper" = W random like every linear layer (W·k perturbs the
+    # ids from step 0); "zero" = the fusion's last scaling (W and bias, or the LayerNorm's scale
+    # and shift with aux_norm) starts at 0, so SASRec+ starts as SASRec exactly.
+    aux_init: Literal["paper", "zero"] = "paper"
+    # Learned gate tanh(g), g = 0 at start (the term starts at 0 whatever aux_init): "scalar" scales
+    # the projected vector, "modality" each modality's vector before the map; "none" = no gate.
+    aux_gate: Literal["none", "scalar", "modality"] = "none"
+    aux_norm: bool = False  # LayerNorm of the projected vector (before a scalar gate; not with "modality")
+    # Modality dropout: in training, each modality's vector of each item is zeroed with this
+    # probability (one draw per item and modality per batch, survivors scaled by 1/(1-p)).
+    aux_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # AdamW weight decay of the fusion's parameters only (None = the training weight_decay, as for
+    # every parameter); honoured through the model's `parameter_groups`.
+    aux_weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
 
 
 def check_fusion_config(config: Any) -> None:

@@ -43,14 +43,14 @@ from auxrec.data.ids import PADDING_ID
 from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.models.base import NeuralRecommender, UserHistories
-from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, check_fusion_config, fusion_options
+from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, FusionSettings, check_fusion_config, fusion_options
 from auxrec.models.transformer import TransformerBlock, attention_mask, reverse_positions, trim_padding
 
 SASREC_LOSSES = ("ce", "bce")
 
 
 @dataclass(frozen=True)
-class SASRecConfig:
+class SASRecConfig(FusionSettings):
     """SASRec's architecture; ranges are checked when settings are resolved (before training)."""
 
     hidden_dim: Annotated[int, Field(ge=1)] = 64
@@ -62,24 +62,6 @@ class SASRecConfig:
     loss: Literal["ce", "bce"] = "ce"  # "ce" (full softmax, default) or "bce" (paper: one sampled negative)
     norm_first: bool = True
     init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.02
-    aux_fusion: Literal["concat", "sum"] = "concat"  # used when item features are given
-    aux_on_output: bool = False
-    # The options below act only with item features (SASRec+); see `auxrec.models.fusion`.
-    # Start of the auxiliary term: "paper" = W random like every linear layer (W·k perturbs the
-    # ids from step 0); "zero" = the fusion's last scaling (W and bias, or the LayerNorm's scale
-    # and shift with aux_norm) starts at 0, so SASRec+ starts as SASRec exactly.
-    aux_init: Literal["paper", "zero"] = "paper"
-    # Learned gate tanh(g), g = 0 at start (the term starts at 0 whatever aux_init): "scalar" scales
-    # the projected vector, "modality" each modality's vector before the map; "none" = no gate.
-    aux_gate: Literal["none", "scalar", "modality"] = "none"
-    aux_norm: bool = False  # LayerNorm of the projected vector (before a scalar gate; not with "modality")
-    # Modality dropout: in training, each modality's vector of each item is zeroed with this
-    # probability (one draw per item and modality per batch, survivors scaled by 1/(1-p)).
-    aux_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    # AdamW weight decay of the fusion's parameters only (None = the training weight_decay, as for
-    # every parameter); honoured by an optimiser built from `SASRec.parameter_groups`.
-    aux_weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-
     def __post_init__(self) -> None:
         check_heads_divide_width(self.hidden_dim, self.n_heads)
         check_fusion_config(self)
