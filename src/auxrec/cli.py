@@ -376,6 +376,70 @@ def reproduce(
                   f"({time.perf_counter() - started:.0f} s)", highlight=False)
 
 
+@app.command()
+@user_errors_as_one_line
+def recommend(
+    run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train`")],
+    k: Annotated[int, typer.Option(help="recommendations per user")] = 10,
+    users: Annotated[Path | None, typer.Option(
+        help="text file of user ids, one per line (default: every user of the run's dataset)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write recommendations to a .parquet or .csv file "
+                                                  "(default: print the first users)")] = None,
+    exclude_seen: Annotated[bool, typer.Option(help="never recommend an item already in the user's history")]
+    = True,
+    chunk_size: Annotated[int, typer.Option(help="users scored at once (memory stays flat)")] = 1024,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Top-k recommendations for every user (or those in --users), in batch, as a file."""
+    from auxrec.serving.batch import read_user_file, recommend_to_file
+    from auxrec.serving.trained_model import load_run
+
+    model = load_run(run, chunk_size=chunk_size)
+    user_ids = read_user_file(users) if users is not None else None
+    if out is None:
+        shown = (user_ids or list(model.user_ids))[:5]
+        for result in model.recommend(users=shown, k=k, exclude_seen=exclude_seen):
+            console.print(f"user {result.user}: " + ", ".join(
+                f"{item} ({score:.3f})" for item, score in zip(result.items, result.scores)), highlight=False)
+        console.print("(the first users only; --out FILE writes every user)", highlight=False)
+        return
+    summary = recommend_to_file(model, out, k=k, users=user_ids, exclude_seen=exclude_seen, overwrite=overwrite,
+                                progress=progress)
+    console.print(f"{summary.users:,} users x {k} recommendations written to {out} in {summary.seconds:.1f} s "
+                  f"({summary.users_per_second:,.0f} users/s)", highlight=False)
+
+
+@app.command()
+@user_errors_as_one_line
+def serve(
+    run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train`")],
+    host: Annotated[str, typer.Option(help="address to listen on (127.0.0.1: this machine only)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Serve a trained run: a web page at /, POST /recommend, GET /items/{id}, /health, /docs."""
+    try:
+        from auxrec.serving.service import serve_run
+    except ImportError as error:  # fastapi or uvicorn missing
+        raise ConfigError(f"auxrec serve needs the serve extra ({error}): pip install 'auxrec[serve]'") from None
+
+    serve_run(run, host=host, port=port, log=lambda text: console.print(text, highlight=False))
+
+
+@app.command()
+@user_errors_as_one_line
+def export(
+    run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train`")],
+    onnx: Annotated[Path, typer.Option(help="ONNX file to write")],
+    overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+) -> None:
+    """Export a trained run's scoring to ONNX, checked against torch on the test users."""
+    from auxrec.serving.onnx_export import export_onnx
+
+    report = export_onnx(run, onnx, overwrite=overwrite)
+    console.print(str(report), highlight=False)
+
+
 def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdir: Path, reports: Path,
                                jobs: int = 1) -> None:
     from auxrec.experiments.reproduce import Reproduction, SeedCounts, expand_targets, training_time_left

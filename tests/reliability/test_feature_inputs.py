@@ -91,8 +91,12 @@ def auxrec_batch(command_lines: list[list[object]], results: Path) -> list[subpr
     done = subprocess.run([sys.executable, "-c", script, json.dumps(argvs)], capture_output=True, text=True,
                           timeout=600, env=ENV)
     assert done.returncode == 0, done.stderr
-    return [subprocess.CompletedProcess(r["args"], r["returncode"], r["stdout"], r["stderr"])
-            for r in json.loads(results.read_text())]
+    finished = [subprocess.CompletedProcess(r["args"], r["returncode"], r["stdout"], r["stderr"])
+                for r in json.loads(results.read_text())]
+    if os.environ.get("AUXREC_STDERR_LOG"):  # see conftest.py: the suite's stderr, for `grep -c Traceback`
+        with Path(os.environ["AUXREC_STDERR_LOG"]).open("a", encoding="utf-8") as log:
+            log.writelines(f"$ {result.args}\n{result.stderr}\n" for result in finished)
+    return finished
 
 
 def snapshot(*paths: Path) -> dict[str, str]:

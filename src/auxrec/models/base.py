@@ -33,6 +33,7 @@ class NeuralRecommender(nn.Module):
     uses_item_features: ClassVar[bool] = False
     required_features: ClassVar[tuple[str, ...]] = ()
     relative_cost: ClassVar[int] = 1
+    scores_new_histories: ClassVar[bool] = False
     history_length: int = 0
     # Bumped when a fix changes the numbers the same settings give, so that a run trained
     # before it is retrained rather than reused as if current (`revisions`, in config.json).
@@ -67,6 +68,10 @@ class NeuralRecommender(nn.Module):
     def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """AdamW parameter groups; one group of every parameter unless a model decays some differently."""
         return [{"params": list(self.parameters()), "weight_decay": weight_decay}]
+
+    def item_vectors(self) -> torch.Tensor | None:
+        """(n_items + 1, d) item representations; the models that have them override this."""
+        return None
 
     @property
     def device(self) -> torch.device:

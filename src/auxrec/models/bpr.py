@@ -80,6 +80,10 @@ class BPR(NeuralRecommender):
         return ranking_loss + self.config.l2_regularization * penalty
 
     @torch.no_grad()
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_embedding.weight
+
+    @torch.no_grad()
     def score(self, histories: UserHistories, candidates: np.ndarray | None = None) -> torch.Tensor:
         users = torch.as_tensor(histories.users, dtype=torch.long, device=self.device)
         user_vectors = self.user_embedding(users)  # (B, d)

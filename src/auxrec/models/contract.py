@@ -12,7 +12,13 @@ Capabilities are declared as class attributes, never sniffed from signatures or 
   ``fit(dataset)`` computes it (PopRec);
 - ``uses_item_features``: accepts auxiliary item information (``item_features=``), i.e.
   has a ``+`` variant; ``required_features``: modalities it cannot run without;
-- ``relative_cost``: rough training time relative to BPR, for scheduling only.
+- ``relative_cost``: rough training time relative to BPR, for scheduling only;
+- ``scores_new_histories``: scores a history alone (any sequence of known items, a user it
+  never saw), i.e. reads nothing learnt per user; BPR and TransRec learn a vector per user
+  and score known users only.
+
+``item_vectors`` gives the learnt item representations (``similar_items``), or None for a
+model without any (PopRec).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class Recommender(Protocol):
     uses_item_features: ClassVar[bool]
     required_features: ClassVar[tuple[str, ...]]
     relative_cost: ClassVar[int]
+    scores_new_histories: ClassVar[bool]
     history_length: int  # how many recent items `score` wants in UserHistories.sequences
 
     @classmethod
@@ -60,6 +67,10 @@ class Recommender(Protocol):
         With ``candidates`` (B, C) item ids: returns (B, C). Without: (B, n_items + 1),
         one column per internal item id (column 0 = padding, ignored by evaluation).
         """
+        ...
+
+    def item_vectors(self) -> torch.Tensor | None:
+        """(n_items + 1, d) the item representations scores are made of (row 0 = padding), or None."""
         ...
 
     def save(self, directory: Path) -> None: ...

@@ -29,6 +29,7 @@ class PopRec:
     uses_item_features: ClassVar[bool] = False
     required_features: ClassVar[tuple[str, ...]] = ()
     relative_cost: ClassVar[int] = 1
+    scores_new_histories: ClassVar[bool] = True  # the same popularity for everyone
     history_length = 0
     revision: ClassVar[int] = 1
 
@@ -51,6 +52,9 @@ class PopRec:
         if candidates is None:
             return counts.expand(len(histories.users), -1)  # (B, n_items + 1)
         return counts[torch.as_tensor(candidates, dtype=torch.long)]  # (B, C)
+
+    def item_vectors(self) -> torch.Tensor | None:
+        return None  # counts, not representations: no item similarity
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,7 @@ class SASRec(NeuralRecommender):
     activation: ClassVar[str] = "relu"
     uses_item_features: ClassVar[bool] = True  # SASRec+ is this class with item features
     relative_cost: ClassVar[int] = 2
+    scores_new_histories: ClassVar[bool] = True  # the state comes from the history alone
     revision: ClassVar[int] = 2  # 2: the position whose input is padding no longer trains
 
     @classmethod
@@ -180,6 +181,10 @@ class SASRec(NeuralRecommender):
         if self.fusion is not None and self.config.aux_on_output:
             table = table + self.fusion.all_items()[: self.n_items + 1]
         return table
+
+    @torch.no_grad()
+    def item_vectors(self) -> torch.Tensor:
+        return self.output_embeddings()
 
     @torch.no_grad()
     def attention_weights(self, sequences: np.ndarray | torch.Tensor) -> list[torch.Tensor]:

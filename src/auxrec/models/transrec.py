@@ -137,6 +137,10 @@ class TransRec(NeuralRecommender):
 
     # -- scoring ------------------------------------------------------------------
     @torch.no_grad()
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_embedding.weight
+
+    @torch.no_grad()
     def score(self, histories: UserHistories, candidates: np.ndarray | None = None) -> torch.Tensor:
         users = torch.as_tensor(histories.users, dtype=torch.long, device=self.device)
         sequences = np.asarray(histories.sequences)
