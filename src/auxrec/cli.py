@@ -410,6 +410,20 @@ def recommend(
                   f"({summary.users_per_second:,.0f} users/s)", highlight=False)
 
 
+@app.command("add-items")
+@user_errors_as_one_line
+def add_items(
+    run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train` (SASRec+/BERT4Rec+ trained "
+                                             "with --set aux_on_output=true)")],
+    items: Annotated[Path, typer.Option(help="new items, .csv or .parquet, with an item_id column and the "
+                                             "dataset's item columns (text, image path, attributes)")],
+) -> None:
+    """Make items that arrived after training recommendable, through their content (no retraining)."""
+    from auxrec.serving.new_items import add_items as add_new_items
+
+    console.print(str(add_new_items(run, items)), highlight=False)
+
+
 @app.command()
 @user_errors_as_one_line
 def serve(
@@ -432,11 +446,16 @@ def export(
     run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train`")],
     onnx: Annotated[Path, typer.Option(help="ONNX file to write")],
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+    top_k: Annotated[int, typer.Option(help="width of the top_scores/top_ids outputs (capped at the item count)")] = 100,
+    check_users: Annotated[int, typer.Option(
+        help="test users scored by both torch and onnxruntime before the file is kept (0 = all)")] = 10_000,
 ) -> None:
-    """Export a trained run's scoring to ONNX, checked against torch on the test users."""
+    """Export a trained run's scoring to ONNX (+ a JSON sidecar with the id maps), checked against torch."""
     from auxrec.serving.onnx_export import export_onnx
 
-    report = export_onnx(run, onnx, overwrite=overwrite)
+    if top_k < 1 or check_users < 0:
+        raise ConfigError("--top-k must be at least 1 and --check-users at least 0")
+    report = export_onnx(run, onnx, overwrite=overwrite, top_k=top_k, check_users=check_users or None)
     console.print(str(report), highlight=False)
 
 

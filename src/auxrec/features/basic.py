@@ -29,11 +29,13 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from auxrec.data.dataset import PreparedDataset
+from auxrec.data.schema import ItemColumns
 from auxrec.exceptions import ConfigError
 from auxrec.features.images import ImageTally, read_rgb
 from auxrec.features.item_features import ItemFeatures
@@ -121,12 +123,12 @@ def _as_list(value: object) -> list[str]:
     return [str(value)]
 
 
-def text_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
-    items, ids = _rows(dataset)
-    columns = [c for c in dataset.item_columns.text if c in items.columns]
-    matrix = np.zeros((dataset.n_items + 1, TEXT_BUCKETS), np.float32)
-    present = np.zeros(dataset.n_items + 1, bool)
-    for row, item in enumerate(ids):
+def _text_rows(items: pd.DataFrame, spec: ItemColumns) -> tuple[np.ndarray, np.ndarray]:
+    """(len(items), TEXT_BUCKETS) hashed bags of words of the text columns, and which rows have text."""
+    columns = [c for c in spec.text if c in items.columns]
+    matrix = np.zeros((len(items), TEXT_BUCKETS), np.float32)
+    present = np.zeros(len(items), bool)
+    for row in range(len(items)):
         words = []
         for column in columns:
             value = items[column].iat[row]
@@ -137,22 +139,22 @@ def text_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
         buckets = np.fromiter((zlib.crc32(w.encode()) % TEXT_BUCKETS for w in words), np.int64, len(words))
         counts = np.bincount(buckets, minlength=TEXT_BUCKETS).astype(np.float32)
         vector = np.log1p(counts)
-        matrix[item] = vector / np.linalg.norm(vector)
-        present[item] = True
+        matrix[row] = vector / np.linalg.norm(vector)
+        present[row] = True
     return matrix, present
 
 
-def image_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
+def _image_rows(items: pd.DataFrame, spec: ItemColumns, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(len(items), 8·8·3) shrunk images of the image column, and which rows have a readable image."""
     from PIL import Image
 
-    items, ids = _rows(dataset)
-    column = dataset.item_columns.image
-    matrix = np.zeros((dataset.n_items + 1, IMAGE_SIDE * IMAGE_SIDE * 3), np.float32)
-    present = np.zeros(dataset.n_items + 1, bool)
+    column = spec.image
+    matrix = np.zeros((len(items), IMAGE_SIDE * IMAGE_SIDE * 3), np.float32)
+    present = np.zeros(len(items), bool)
     if column is None or column not in items.columns:
         return matrix, present
     tally = ImageTally()
-    for row, item in enumerate(ids):
+    for row in range(len(items)):
         path = items[column].iat[row]
         image = read_rgb(path, tally=tally)  # None: missing, unreadable or too large
         if image is None:
@@ -162,50 +164,106 @@ def image_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
         except (OSError, ValueError) as error:  # e.g. a 0-pixel image
             tally.add("unreadable", path, error)
             continue
-        matrix[item] = np.asarray(small, np.float32).reshape(-1) / 255.0 - 0.5
-        present[item] = True
-    tally.log(logger, f"image (basic, {dataset.name})")
+        matrix[row] = np.asarray(small, np.float32).reshape(-1) / 255.0 - 0.5
+        present[row] = True
+    tally.log(logger, f"image (basic, {name})")
     return matrix, present
 
 
-def _one_hot_blocks(items: pd.DataFrame, columns: Iterable[str], multi: bool) -> list[np.ndarray]:
-    blocks = []
-    for column in columns:
-        if column not in items.columns:
-            continue
-        values = items[column].map(_as_list) if multi else items[column].map(
-            lambda v: [] if _is_missing(v) else [str(v)])
-        frequency = pd.Series([v for vs in values for v in vs]).value_counts()
-        vocabulary = {v: k for k, v in enumerate(sorted(frequency.index[:MAX_CATEGORY_VALUES],
-                                                        key=lambda x: (-frequency[x], x)))}
-        block = np.zeros((len(items), len(vocabulary)), np.float32)
-        for row, vs in enumerate(values):
+def _into_item_rows(dataset: PreparedDataset, rows: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row vectors of the item table → (n_items + 1, dim) indexed by internal item id."""
+    _, ids = _rows(dataset)
+    matrix = np.zeros((dataset.n_items + 1, rows[0].shape[1]), np.float32)
+    present = np.zeros(dataset.n_items + 1, bool)
+    matrix[ids], present[ids] = rows
+    return matrix, present
+
+
+def text_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
+    return _into_item_rows(dataset, _text_rows(dataset.items, dataset.item_columns))
+
+
+def image_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
+    return _into_item_rows(dataset, _image_rows(dataset.items, dataset.item_columns, dataset.name))
+
+
+def _values(items: pd.DataFrame, column: str, multi: bool) -> pd.Series:
+    return items[column].map(_as_list) if multi else items[column].map(
+        lambda v: [] if _is_missing(v) else [str(v)])
+
+
+def _vocabulary(items: pd.DataFrame, column: str, multi: bool) -> dict[str, int]:
+    """The column's ``MAX_CATEGORY_VALUES`` most frequent values (ties by value) → block column."""
+    frequency = pd.Series([v for vs in _values(items, column, multi) for v in vs]).value_counts()
+    return {v: k for k, v in enumerate(sorted(frequency.index[:MAX_CATEGORY_VALUES],
+                                             key=lambda x: (-frequency[x], x)))}
+
+
+def _one_hot(items: pd.DataFrame, column: str, multi: bool, vocabulary: dict[str, int]) -> np.ndarray:
+    block = np.zeros((len(items), len(vocabulary)), np.float32)
+    if column in items.columns:
+        for row, vs in enumerate(_values(items, column, multi)):
             for v in vs:
                 if v in vocabulary:
                     block[row, vocabulary[v]] = 1.0
-        blocks.append(block)
-    return blocks
+    return block
+
+
+def _one_hot_blocks(items: pd.DataFrame, columns: Iterable[str], multi: bool) -> list[np.ndarray]:
+    return [_one_hot(items, column, multi, _vocabulary(items, column, multi))
+            for column in columns if column in items.columns]
+
+
+@dataclass(frozen=True)
+class TabularEncoder:
+    """The basic tabular encoder fitted on an item table: vocabularies and numeric scaling.
+
+    Fitted on the dataset's items, it encodes items added later (`auxrec add-items`) into
+    the same columns the model was trained on.
+    """
+
+    categorical: dict[str, dict[str, int]]
+    multi_label: dict[str, dict[str, int]]
+    numeric: dict[str, tuple[float, float]]  # column → (mean, std)
+
+    @classmethod
+    def fit(cls, items: pd.DataFrame, spec: ItemColumns) -> TabularEncoder:
+        numeric = {}
+        for column in spec.numeric:
+            if column in items.columns:
+                values = pd.to_numeric(items[column], errors="coerce").to_numpy(np.float64)
+                known = ~np.isnan(values)
+                numeric[column] = (float(np.nanmean(values)) if known.any() else 0.0,
+                                   float(np.nanstd(values)) if known.any() else 1.0)
+        return cls({c: _vocabulary(items, c, False) for c in spec.categorical if c in items.columns},
+                   {c: _vocabulary(items, c, True) for c in spec.multi_label if c in items.columns}, numeric)
+
+    @property
+    def width(self) -> int:
+        return (sum(map(len, self.categorical.values())) + sum(map(len, self.multi_label.values()))
+                + 2 * len(self.numeric))
+
+    def transform(self, items: pd.DataFrame) -> np.ndarray:
+        """(len(items), width) one-hot, multi-hot, then (standardised value, missing) per numeric column."""
+        blocks = [_one_hot(items, c, False, v) for c, v in self.categorical.items()]
+        blocks += [_one_hot(items, c, True, v) for c, v in self.multi_label.items()]
+        for column, (mean, std) in self.numeric.items():
+            values = (pd.to_numeric(items[column], errors="coerce").to_numpy(np.float64) if column in items.columns
+                      else np.full(len(items), np.nan))
+            missing = np.isnan(values)
+            standardised = np.where(missing, 0.0, (values - mean) / (std or 1.0))
+            blocks.append(np.stack([standardised, missing.astype(np.float64)], axis=1).astype(np.float32))
+        return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(items), 0), np.float32)
 
 
 def tabular_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
     items, ids = _rows(dataset)
-    spec = dataset.item_columns
-    blocks = _one_hot_blocks(items, spec.categorical, multi=False)
-    blocks += _one_hot_blocks(items, spec.multi_label, multi=True)
-    for column in spec.numeric:
-        if column not in items.columns:
-            continue
-        values = pd.to_numeric(items[column], errors="coerce").to_numpy(np.float64)
-        missing = np.isnan(values)
-        mean = np.nanmean(values) if (~missing).any() else 0.0
-        std = np.nanstd(values) if (~missing).any() else 1.0
-        standardised = np.where(missing, 0.0, (values - mean) / (std or 1.0))
-        blocks.append(np.stack([standardised, missing.astype(np.float64)], axis=1).astype(np.float32))
-    width = sum(b.shape[1] for b in blocks)
+    encoder = TabularEncoder.fit(items, dataset.item_columns)
+    width = encoder.width
     matrix = np.zeros((dataset.n_items + 1, max(width, 1)), np.float32)
     present = np.zeros(dataset.n_items + 1, bool)
     if width:
-        matrix[ids] = np.concatenate(blocks, axis=1)
+        matrix[ids] = encoder.transform(items)
         has_metadata = items["has_metadata"].to_numpy(bool) if "has_metadata" in items.columns else np.ones(len(ids), bool)
         present[ids] = has_metadata
     return matrix, present
@@ -224,6 +282,33 @@ def keyword_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:
     matrix = np.zeros((dataset.n_items + 1, width), np.float32)
     matrix[ids] = np.concatenate(blocks, axis=1)
     return matrix, matrix.any(axis=1)
+
+
+def basic_features_of_new_items(dataset: PreparedDataset, new_items: pd.DataFrame, modalities: Iterable[str]
+                                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(vectors, present) per modality of items that are not in ``dataset``, one row per ``new_items`` row.
+
+    Encoded exactly as the dataset's own items are: text and images row by row, tabular
+    attributes with the vocabularies and scaling fitted on the dataset's items. Not an
+    `ItemFeatures`: these rows are not indexed by internal id (row 0 is a real item).
+    """
+    spec = dataset.item_columns
+    matrices, present = {}, {}
+    for modality in modalities:
+        if modality == "text":
+            matrices[modality], present[modality] = _text_rows(new_items, spec)
+        elif modality == "image":
+            matrices[modality], present[modality] = _image_rows(new_items, spec, "new items")
+        elif modality == "tabular":
+            encoder = TabularEncoder.fit(dataset.items, spec)
+            width = encoder.width
+            matrices[modality] = encoder.transform(new_items) if width else np.zeros((len(new_items), 1), np.float32)
+            present[modality] = np.full(len(new_items), bool(width))
+        else:
+            raise ConfigError(f"items added after training cannot be encoded for modality {modality!r} "
+                              "(only the basic text, image and tabular encoders)")
+        matrices[modality][~present[modality]] = 0.0  # absent → zeros, as in ItemFeatures
+    return matrices, present
 
 
 ENCODERS = {

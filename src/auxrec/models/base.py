@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
+from auxrec.exceptions import ConfigError
 from auxrec.models.contract import Recommender, UserHistories  # noqa: F401 (the contract, re-exported)
 
 
@@ -72,6 +73,16 @@ class NeuralRecommender(nn.Module):
     def item_vectors(self) -> torch.Tensor | None:
         """(n_items + 1, d) item representations; the models that have them override this."""
         return None
+
+    def add_items(self, feature_rows: dict[str, torch.Tensor]) -> None:
+        """Append items known only by their content (stored feature rows, one per new item).
+
+        Only models that represent candidates by their content can rank such items; the
+        others refuse (`auxrec add-items`).
+        """
+        raise ConfigError(f"{self.name} represents items by learnt ids only, so it cannot score items added "
+                          "after training; train sasrec or bert4rec with item features and "
+                          "--set aux_on_output=true")
 
     @property
     def device(self) -> torch.device:

@@ -89,32 +89,62 @@ FUSION_GATES = ("none", "scalar", "modality")
 FUSION_REVISIONS = {"concat": 1, "sum": 2}
 
 
-def _unit_mean_norm(vectors: np.ndarray) -> np.ndarray:
-    """``vectors`` divided by their mean row norm (unchanged when that is 0 or there are none)."""
-    scale = float(np.linalg.norm(vectors, axis=1).mean()) if len(vectors) else 0.0
-    return vectors / scale if scale > 0 else vectors
-
-
 def pca_alignment(matrix: np.ndarray, present: np.ndarray, width: int) -> np.ndarray:
     """(n_rows, dim) vectors → (n_rows, width) PCA coordinates of the present rows, mean norm 1.
 
     Deterministic: float64 SVD of the centred present rows, each component's sign fixed
     so that its largest-|value| loading is positive. Absent rows stay zero.
     """
-    aligned = np.zeros((matrix.shape[0], width), dtype=np.float32)
-    rows = matrix[present].astype(np.float64)  # (P, dim)
-    if len(rows) == 0:
+    return PCAAlignment.fit(matrix, present, width).apply(matrix, present)
+
+
+@dataclass(frozen=True)
+class PCAAlignment:
+    """`pca_alignment` as a fitted map, so rows added later (new items) land in the same space."""
+
+    mean: np.ndarray  # (dim,) float64
+    components: np.ndarray  # (k, dim) float64, k = min(rank, width)
+    scale: float  # mean norm of the fitted rows' coordinates (1.0 when 0)
+    width: int
+
+    @classmethod
+    def fit(cls, matrix: np.ndarray, present: np.ndarray, width: int) -> PCAAlignment:
+        rows = matrix[present].astype(np.float64)  # (P, dim)
+        if len(rows) == 0:
+            return cls(np.zeros(matrix.shape[1]), np.zeros((0, matrix.shape[1])), 1.0, width)
+        mean = rows.mean(axis=0)
+        centred = rows - mean
+        _, singular, components = np.linalg.svd(centred, full_matrices=False)  # (min(P, dim), dim)
+        # Directions beyond the data's rank are arbitrary (routine-dependent): leave them zero.
+        rank = int((singular > singular[0] * max(centred.shape) * np.finfo(np.float64).eps).sum())
+        components = components[: min(width, rank)]
+        largest = np.abs(components).argmax(axis=1)
+        components *= np.sign(components[np.arange(len(components)), largest])[:, None]
+        projected = centred @ components.T
+        scale = float(np.linalg.norm(projected, axis=1).mean()) if len(projected) else 0.0
+        return cls(mean, components, scale if scale > 0 else 1.0, width)
+
+    def apply(self, matrix: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """(n_rows, width) coordinates of the present rows of ``matrix``; absent rows stay zero."""
+        aligned = np.zeros((matrix.shape[0], self.width), dtype=np.float32)
+        if len(self.components):
+            projected = (matrix[present].astype(np.float64) - self.mean) @ self.components.T
+            aligned[present, : projected.shape[1]] = projected / self.scale
         return aligned
-    centred = rows - rows.mean(axis=0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)  # (min(P, dim), dim)
-    # Directions beyond the data's rank are arbitrary (routine-dependent): leave them zero.
-    rank = int((singular > singular[0] * max(centred.shape) * np.finfo(np.float64).eps).sum())
-    components = components[: min(width, rank)]
-    largest = np.abs(components).argmax(axis=1)
-    components *= np.sign(components[np.arange(len(components)), largest])[:, None]
-    projected = _unit_mean_norm(centred @ components.T)  # (P, k), k = min(rank, width)
-    aligned[present, : projected.shape[1]] = projected
-    return aligned
+
+
+def stored_feature_rows(mode: str, common_width: int, matrix: np.ndarray, present: np.ndarray,
+                        rows: np.ndarray | None = None, rows_present: np.ndarray | None = None) -> np.ndarray:
+    """What `AuxiliaryFusion` stores for one modality: ``matrix`` scaled (concat) or aligned (sum).
+
+    The scaling or alignment is fitted on ``matrix``; with ``rows`` (vectors of items added
+    after training) it is applied to those instead, so they land where the model expects.
+    """
+    target, target_present = (matrix, present) if rows is None else (rows, rows_present)
+    if mode == "concat":
+        norms = np.linalg.norm(matrix[present], axis=1) if present.any() else np.ones(1)
+        return (target / (float(norms.mean()) or 1.0)).astype(np.float32)
+    return PCAAlignment.fit(matrix, present, common_width).apply(target, target_present)
 
 
 class AuxiliaryFusion(nn.Module):
@@ -162,15 +192,17 @@ class AuxiliaryFusion(nn.Module):
         module = cls(features.dims(), features.n_rows, mode, width, **options)
         with torch.no_grad():
             for name, matrix in features.matrices.items():
-                present = features.present[name]
-                if mode == "concat":
-                    norms = np.linalg.norm(matrix[present], axis=1) if present.any() else np.ones(1)
-                    scale = float(norms.mean()) or 1.0
-                    stored = matrix / scale
-                else:
-                    stored = pca_alignment(matrix, present, module.common_width)
+                stored = stored_feature_rows(mode, module.common_width, matrix, features.present[name])
                 getattr(module, f"features_{name}").copy_(torch.from_numpy(stored))
         return module
+
+    def append_rows(self, rows: dict[str, torch.Tensor]) -> None:
+        """Add stored rows (`stored_feature_rows` of new items) after the existing ones, every modality."""
+        if sorted(rows) != sorted(self.names) or len({len(r) for r in rows.values()}) != 1:
+            raise ValueError(f"append_rows needs the same number of rows for each of {self.names}")
+        for name in self.names:
+            current = getattr(self, f"features_{name}")
+            setattr(self, f"features_{name}", torch.cat([current, rows[name].to(current)]))
 
     def dims(self) -> dict[str, int]:
         """The encoders' widths per modality (not the stored, aligned widths of ``sum``)."""

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from auxrec.data.dataset import PreparedDataset
+from auxrec.exceptions import ConfigError
 from auxrec.models.contract import UserHistories
 
 
@@ -52,6 +53,11 @@ class PopRec:
         if candidates is None:
             return counts.expand(len(histories.users), -1)  # (B, n_items + 1)
         return counts[torch.as_tensor(candidates, dtype=torch.long)]  # (B, C)
+
+    def add_items(self, feature_rows: dict[str, torch.Tensor]) -> None:
+        raise ConfigError("poprec ranks items by their training interactions, so items added after training "
+                          "would never be ranked; train sasrec or bert4rec with item features and "
+                          "--set aux_on_output=true")
 
     def item_vectors(self) -> torch.Tensor | None:
         return None  # counts, not representations: no item similarity

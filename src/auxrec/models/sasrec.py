@@ -183,6 +183,25 @@ class SASRec(NeuralRecommender):
         return table
 
     @torch.no_grad()
+    def add_items(self, feature_rows: dict[str, torch.Tensor]) -> None:
+        """Append items known only by their content: ids n_items + 1 … n_items + m (see the base class).
+
+        A new item's id embedding is zero, so it is represented by its projected content
+        alone, on the input side and (``aux_on_output``) among the candidates.
+        """
+        if self.fusion is None or not self.config.aux_on_output:
+            why = "without item features" if self.fusion is None else "with content on the input side only"
+            raise ConfigError(f"this {self.name} run was trained {why}, so it cannot rank items added after "
+                              "training; train it with --aux and --set aux_on_output=true")
+        n_new = len(next(iter(feature_rows.values())))
+        old = self.item_embedding.weight
+        keep_last = old[self.n_items + 1:]  # BERT4Rec's [MASK] row stays the last one
+        table = torch.cat([old[: self.n_items + 1], old.new_zeros(n_new, old.shape[1]), keep_last])
+        self.item_embedding = nn.Embedding.from_pretrained(table, freeze=True, padding_idx=PADDING_ID)
+        self.fusion.append_rows(feature_rows)
+        self.n_items += n_new
+
+    @torch.no_grad()
     def item_vectors(self) -> torch.Tensor:
         return self.output_embeddings()
 

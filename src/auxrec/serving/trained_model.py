@@ -32,6 +32,7 @@ from auxrec.data.ids import FIRST_ID, PADDING_ID
 from auxrec.exceptions import AuxrecError
 from auxrec.experiments.runs import load_run as load_run_parts
 from auxrec.models.contract import Recommender, UserHistories
+from auxrec.serving.new_items import AddedItems
 
 MAX_K = 1000  # more than anyone reads; bounds the response and the top-k work
 MAX_HISTORY = 10_000  # longer histories are refused (models read their last max_length items anyway)
@@ -72,7 +73,12 @@ class TrainedModel:
         self.model = model
         self.dataset = dataset
         self.chunk_size = chunk_size
-        self.item_ids = pd.Index(dataset.items.sort_values("item")["original_id"].astype(str).to_numpy())
+        known = dataset.items.sort_values("item")["original_id"].astype(str).to_numpy()
+        self.added = AddedItems.load(self.run_dir)  # items added after training (`auxrec add-items`)
+        if self.added is not None:
+            self.added.apply_to(model)
+            known = np.concatenate([known, self.added.items["original_id"].astype(str).to_numpy()])
+        self.item_ids = pd.Index(known)
         self.user_ids = pd.Index(dataset.users.sort_values("user")["original_id"].astype(str).to_numpy())
         self._histories = dataset.all_sequences
 
@@ -94,6 +100,10 @@ class TrainedModel:
     def item(self, item: Any) -> dict[str, Any]:
         """The item table's row of ``item`` (title, text, image path, attributes) as plain values."""
         internal = self._item_index(as_id(item))
+        if internal > self.dataset.n_items:
+            row = self.added.items.iloc[internal - self.dataset.n_items - FIRST_ID]  # type: ignore[union-attr]
+            return {"id": as_id(item), "added_after_training": True,
+                    **{str(k): _plain(v) for k, v in row.items() if k != "original_id"}}
         row = self.dataset.items.set_index("item").loc[internal]
         return {"id": as_id(item), **{str(k): _plain(v) for k, v in row.items() if k != "original_id"}}
 
