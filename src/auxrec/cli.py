@@ -413,15 +413,17 @@ def recommend(
 @app.command("add-items")
 @user_errors_as_one_line
 def add_items(
-    run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train` (SASRec+/BERT4Rec+ trained "
-                                             "with --set aux_on_output=true)")],
+    run: Annotated[Path, typer.Argument(help="run folder of SASRec+/BERT4Rec+ (trained with --aux; best with "
+                                             "--set aux_on_output=true)")],
     items: Annotated[Path, typer.Option(help="new items, .csv or .parquet, with an item_id column and the "
                                              "dataset's item columns (text, image path, attributes)")],
+    neighbours: Annotated[int, typer.Option(help="borrow a new item's id embedding from its N content-nearest "
+                                                 "trained items (0: none, the default; see docs/serving.md)")] = 0,
 ) -> None:
     """Make items that arrived after training recommendable, through their content (no retraining)."""
     from auxrec.serving.new_items import add_items as add_new_items
 
-    console.print(str(add_new_items(run, items)), highlight=False)
+    console.print(str(add_new_items(run, items, neighbours=neighbours)), highlight=False)
 
 
 @app.command()

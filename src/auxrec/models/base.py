@@ -74,15 +74,16 @@ class NeuralRecommender(nn.Module):
         """(n_items + 1, d) item representations; the models that have them override this."""
         return None
 
-    def add_items(self, feature_rows: dict[str, torch.Tensor]) -> None:
+    def add_items(self, feature_rows: dict[str, torch.Tensor], neighbours: torch.Tensor | None = None,
+                  weights: torch.Tensor | None = None) -> None:
         """Append items known only by their content (stored feature rows, one per new item).
 
-        Only models that represent candidates by their content can rank such items; the
-        others refuse (`auxrec add-items`).
+        ``neighbours``/``weights`` (m, K): trained items whose id embeddings a new item's is
+        borrowed from. Only models that read item content can take new items; the others
+        refuse (`auxrec add-items`).
         """
         raise ConfigError(f"{self.name} represents items by learnt ids only, so it cannot score items added "
-                          "after training; train sasrec or bert4rec with item features and "
-                          "--set aux_on_output=true")
+                          "after training; train sasrec or bert4rec with item features (--aux)")
 
     @property
     def device(self) -> torch.device:

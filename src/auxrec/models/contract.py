@@ -73,7 +73,8 @@ class Recommender(Protocol):
         """(n_items + 1, d) the item representations scores are made of (row 0 = padding), or None."""
         ...
 
-    def add_items(self, feature_rows: dict[str, torch.Tensor]) -> None:
+    def add_items(self, feature_rows: dict[str, torch.Tensor], neighbours: torch.Tensor | None = None,
+                  weights: torch.Tensor | None = None) -> None:
         """Append items known only by their content (one stored feature row each), or raise ConfigError."""
         ...
 

@@ -54,10 +54,10 @@ class PopRec:
             return counts.expand(len(histories.users), -1)  # (B, n_items + 1)
         return counts[torch.as_tensor(candidates, dtype=torch.long)]  # (B, C)
 
-    def add_items(self, feature_rows: dict[str, torch.Tensor]) -> None:
+    def add_items(self, feature_rows: dict[str, torch.Tensor], neighbours: torch.Tensor | None = None,
+                  weights: torch.Tensor | None = None) -> None:
         raise ConfigError("poprec ranks items by their training interactions, so items added after training "
-                          "would never be ranked; train sasrec or bert4rec with item features and "
-                          "--set aux_on_output=true")
+                          "would never be ranked; train sasrec or bert4rec with item features (--aux)")
 
     def item_vectors(self) -> torch.Tensor | None:
         return None  # counts, not representations: no item similarity

@@ -183,20 +183,24 @@ class SASRec(NeuralRecommender):
         return table
 
     @torch.no_grad()
-    def add_items(self, feature_rows: dict[str, torch.Tensor]) -> None:
+    def add_items(self, feature_rows: dict[str, torch.Tensor], neighbours: torch.Tensor | None = None,
+                  weights: torch.Tensor | None = None) -> None:
         """Append items known only by their content: ids n_items + 1 … n_items + m (see the base class).
 
-        A new item's id embedding is zero, so it is represented by its projected content
-        alone, on the input side and (``aux_on_output``) among the candidates.
+        A new item's id embedding is the ``weights``-weighted mean of the id embeddings of
+        ``neighbours`` (m, K) (zero without them); its content enters like every item's,
+        on the input side and, with ``aux_on_output``, among the candidates.
         """
-        if self.fusion is None or not self.config.aux_on_output:
-            why = "without item features" if self.fusion is None else "with content on the input side only"
-            raise ConfigError(f"this {self.name} run was trained {why}, so it cannot rank items added after "
-                              "training; train it with --aux and --set aux_on_output=true")
+        if self.fusion is None:
+            raise ConfigError(f"this {self.name} run was trained without item features, so it knows nothing of "
+                              "items added after training; train it with --aux (and --set aux_on_output=true)")
         n_new = len(next(iter(feature_rows.values())))
         old = self.item_embedding.weight
         keep_last = old[self.n_items + 1:]  # BERT4Rec's [MASK] row stays the last one
-        table = torch.cat([old[: self.n_items + 1], old.new_zeros(n_new, old.shape[1]), keep_last])
+        borrowed = old.new_zeros(n_new, old.shape[1])
+        if neighbours is not None and weights is not None and neighbours.numel():
+            borrowed = (weights.to(old).unsqueeze(-1) * old[neighbours.to(old.device)]).sum(1)
+        table = torch.cat([old[: self.n_items + 1], borrowed, keep_last])
         self.item_embedding = nn.Embedding.from_pretrained(table, freeze=True, padding_idx=PADDING_ID)
         self.fusion.append_rows(feature_rows)
         self.n_items += n_new

@@ -1,10 +1,19 @@
 """Items that arrived after training, made recommendable without retraining (`auxrec add-items`).
 
 A new item has no interactions, so no learnt id embedding; what a model knows of it is
-its content. A SASRec+/BERT4Rec+ run trained with ``aux_on_output`` represents every
-candidate as ``E_item + W·k`` (id embedding plus projected content), so a new item with
-a zero id embedding is ranked by its content alone. Models without content on the output
-side cannot rank such items and say so.
+its content. SASRec+ and BERT4Rec+ runs (trained with item features) take new items:
+
+- **the content** enters as for every item: on the input side always, and among the
+  candidates too when the run was trained with ``aux_on_output`` (``E_item + W·k``), which
+  is what ranks a new item;
+- **the id embedding** is zero by default; ``neighbours=N`` borrows instead the
+  similarity-weighted mean of the id embeddings of the N trained items closest in stored
+  content (cosine). Measured on synthetic data (docs/serving.md, "Items added after
+  training"), borrowing ranked new items *worse* on an ``aux_on_output`` run and only
+  slightly better than nothing on an input-side-only run, so it is off by default, and an
+  input-side-only run without it is refused (its new items would all score the same).
+
+Runs without item features (and PopRec, BPR, TransRec) know nothing of a new item and say so.
 
 The new items are encoded with the run's own encoders, fitted on the run's dataset (the
 basic text, image and tabular encoders; pretrained ``auxrec embed`` caches and
@@ -43,6 +52,8 @@ class AddedItems:
 
     items: pd.DataFrame  # original_id plus the item columns, in the order of their new ids
     rows: dict[str, np.ndarray]  # modality → (len(items), stored width)
+    neighbours: np.ndarray  # (len(items), K) internal ids of the trained items closest in content
+    weights: np.ndarray  # (len(items), K) their weights in the borrowed id embedding (rows sum to 1 or 0)
 
     @classmethod
     def load(cls, run_dir: Path) -> AddedItems | None:
@@ -53,13 +64,16 @@ class AddedItems:
             items = pd.read_parquet(folder / "items.parquet")
             with np.load(folder / "features.npz") as stored:
                 rows = {name: stored[name] for name in stored.files}
+            with np.load(folder / "neighbours.npz") as stored:
+                neighbours, weights = stored["ids"], stored["weights"]
         except (OSError, ValueError, KeyError) as error:
             raise DataError(f"{folder} is damaged ({str(error).splitlines()[0]}); delete it and run "
                             "`auxrec add-items` again") from None
-        return cls(items, rows)
+        return cls(items, rows, neighbours, weights)
 
     def apply_to(self, model: Any) -> None:
-        model.add_items({name: torch.from_numpy(rows) for name, rows in self.rows.items()})
+        model.add_items({name: torch.from_numpy(rows) for name, rows in self.rows.items()},
+                        torch.from_numpy(self.neighbours), torch.from_numpy(self.weights))
 
 
 @dataclass(frozen=True)
@@ -136,16 +150,56 @@ def _stored_rows(model: Any, dataset: PreparedDataset, modality: str, vectors: n
     return stored_feature_rows(fusion.mode, fusion.common_width, matrix, matrix_present, vectors, present)
 
 
-def add_items(run_dir: Path, items_path: Path) -> AddSummary:
-    """Encode the items in ``items_path`` with the run's encoders and keep them in ``RUN/added_items``."""
+def content_neighbours(model: Any, dataset: PreparedDataset, rows: dict[str, np.ndarray], count: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """For each new item, the ``count`` trained items closest in stored content (cosine), and weights.
+
+    Only items with training interactions qualify (the others have no learnt id embedding
+    to lend). Weights are the positive similarities, normalised to sum to 1 (all 0 when no
+    neighbour is similar at all, or ``count`` is 0).
+    """
+    n_new = len(next(iter(rows.values())))
+    candidates = np.flatnonzero(dataset.train_item_counts > 0)  # never padding (its count is 0)
+    count = min(count, len(candidates))
+    if count == 0:
+        return np.zeros((n_new, 0), np.int64), np.zeros((n_new, 0), np.float32)
+    fusion = model.fusion
+    stored = np.concatenate([getattr(fusion, f"features_{name}")[candidates].cpu().numpy()
+                             for name in fusion.names], axis=1)
+    new = np.concatenate([rows[name] for name in fusion.names], axis=1)
+
+    def unit(vectors: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+    similarity = unit(new) @ unit(stored).T  # (n_new, n_candidates)
+    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :count]
+    weights = np.clip(np.take_along_axis(similarity, nearest, axis=1), 0, None)
+    totals = weights.sum(axis=1, keepdims=True)
+    weights = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+    return candidates[nearest].astype(np.int64), weights.astype(np.float32)
+
+
+def add_items(run_dir: Path, items_path: Path, neighbours: int = 0) -> AddSummary:
+    """Encode the items in ``items_path`` with the run's encoders and keep them in ``RUN/added_items``.
+
+    ``neighbours``: how many content-nearest trained items lend their id embeddings (0: none).
+    """
+    if neighbours < 0:
+        raise ConfigError(f"--neighbours must be 0 or more, not {neighbours}")
     run_dir = Path(run_dir)
     config, model, dataset = load_run_parts(run_dir)
     previous = AddedItems.load(run_dir)
     if previous is not None:
         previous.apply_to(model)
     sources = {name: info.get("source", "") for name, info in (config.get("item_features") or {}).items()}
-    if not sources:
-        model.add_items({})  # the model's own refusal names why (no content)
+    if not sources or getattr(model, "fusion", None) is None:
+        model.add_items({}, None, None)  # the model's own refusal names why (no content)
+    if not model.config.aux_on_output and neighbours == 0:
+        raise ConfigError(f"this {config['model']} run was trained with content on the input side only, so a new "
+                          "item (no learnt id embedding) would score the same as every other new item; train with "
+                          "--set aux_on_output=true, or borrow id embeddings from content neighbours with "
+                          "--neighbours N (weak in our measurements: docs/serving.md)")
     not_basic = {name: source for name, source in sources.items() if not source.startswith("basic-")}
     if not_basic:
         raise ConfigError("new items can only be encoded with the basic encoders for now; this run read "
@@ -154,11 +208,17 @@ def add_items(run_dir: Path, items_path: Path) -> AddSummary:
     new = read_new_items(items_path, dataset, previous.items if previous is not None else None)
     vectors, present = basic_features_of_new_items(dataset, new, list(sources))
     rows = {name: _stored_rows(model, dataset, name, vectors[name], present[name]) for name in sources}
-    model.add_items({name: torch.from_numpy(r) for name, r in rows.items()})  # refuses models that cannot
+    ids, weights = content_neighbours(model, dataset, rows, neighbours)
+    model.add_items({name: torch.from_numpy(r) for name, r in rows.items()}, torch.from_numpy(ids),
+                    torch.from_numpy(weights))  # refuses models that cannot
     if previous is not None:
+        if previous.neighbours.shape[1] != ids.shape[1]:
+            raise ConfigError(f"this run's earlier added items borrowed from {previous.neighbours.shape[1]} "
+                              f"neighbours; add these with --neighbours {previous.neighbours.shape[1]} too")
         new = pd.concat([previous.items, new], ignore_index=True)
         rows = {name: np.concatenate([previous.rows[name], r]) for name, r in rows.items()}
-    _write(run_dir, AddedItems(new, rows))
+        ids, weights = np.concatenate([previous.neighbours, ids]), np.concatenate([previous.weights, weights])
+    _write(run_dir, AddedItems(new, rows, ids, weights))
     added = len(new) - (len(previous.items) if previous is not None else 0)
     return AddSummary(added, len(new), {name: int(p.sum()) for name, p in present.items()})
 
@@ -171,6 +231,7 @@ def _write(run_dir: Path, added: AddedItems) -> None:
     staging.mkdir()
     added.items.astype({"original_id": str}).to_parquet(staging / "items.parquet", index=False)
     np.savez(staging / "features.npz", **added.rows)
+    np.savez(staging / "neighbours.npz", ids=added.neighbours, weights=added.weights)
     (staging / "manifest.json").write_text(json.dumps({"items": len(added.items),
                                                        "modalities": sorted(added.rows)}, indent=2))
     retired = run_dir / f".{ADDED_FOLDER}.old"
@@ -181,10 +242,13 @@ def _write(run_dir: Path, added: AddedItems) -> None:
 
 
 def remove_added_items(run_dir: Path) -> int:
-    """Forget every added item of a run; returns how many there were."""
-    added = AddedItems.load(Path(run_dir))
-    if added is None:
+    """Forget every added item of a run (even a damaged record of them); returns how many there were."""
+    folder = Path(run_dir) / ADDED_FOLDER
+    if not folder.is_dir():
         return 0
-    shutil.rmtree(Path(run_dir) / ADDED_FOLDER)
-    return len(added.items)
-
+    try:
+        count = len(pd.read_parquet(folder / "items.parquet"))
+    except (OSError, ValueError):
+        count = 0
+    shutil.rmtree(folder)
+    return count
