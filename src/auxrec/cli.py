@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -408,6 +409,39 @@ def recommend(
                                 progress=progress)
     console.print(f"{summary.users:,} users x {k} recommendations written to {out} in {summary.seconds:.1f} s "
                   f"({summary.users_per_second:,.0f} users/s)", highlight=False)
+
+
+@app.command()
+@user_errors_as_one_line
+def models(
+    name: Annotated[str | None, typer.Argument(help="a model to describe (default: list every model)")] = None,
+) -> None:
+    """List the models, or one model's settings (for --set, --config) and the training settings."""
+    from auxrec.config import describe_settings
+    from auxrec.models import REGISTRY, lookup
+    from auxrec.training.config import TrainingConfig
+
+    if name is None:
+        table = Table(title="models (`auxrec models NAME` for the settings)")
+        for column in ("name", "item features", "new histories", "what"):
+            table.add_column(column)
+        for model_name, (model_class, _) in REGISTRY.items():
+            summary = (model_class.__doc__ or sys.modules[model_class.__module__].__doc__ or "").strip()
+            table.add_row(model_name, "yes" if model_class.uses_item_features else "no",
+                          "yes" if model_class.scores_new_histories else "known users only",
+                          escape(summary.splitlines()[0]) if summary else "")
+        console.print(table)
+        return
+    _, config_class = lookup(name)
+    for title, settings_class in ((f"{name} model settings (--set KEY=VALUE)", config_class),
+                                  ("training settings (flags such as --epochs, or --config)", TrainingConfig)):
+        table = Table(title=title)
+        for column in ("setting", "type", "default", "meaning"):
+            table.add_column(column)
+        for setting in describe_settings(settings_class):
+            table.add_row(setting.name, escape(setting.type), escape(json.dumps(setting.default)),
+                          escape(setting.description))
+        console.print(table)
 
 
 @app.command("add-items")

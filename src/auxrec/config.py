@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+import typing
 from typing import Any, TypeVar
 
 import pydantic
@@ -49,6 +50,39 @@ def resolve_config(config_class: type[T], layers: list[tuple[str, dict[str, Any]
             f"{message}"
         ) from None
     return config, sources
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingDoc:
+    """One setting of a config dataclass, as `auxrec models` shows it."""
+
+    name: str
+    type: str
+    default: Any
+    description: str
+
+
+def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(map(str, typing.get_args(annotation)))
+    arguments = typing.get_args(annotation)
+    if arguments:  # a union such as float | None
+        return " | ".join(_type_name(a) for a in arguments)
+    return "null" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
+
+
+def describe_settings(config_class: type[Any]) -> list[SettingDoc]:
+    """Every field of a config dataclass: name, type, default and the ``Field(description=...)`` it carries."""
+    hints = typing.get_type_hints(config_class, include_extras=True)
+    documented = []
+    for field in dataclasses.fields(config_class):
+        annotation = hints[field.name]
+        metadata = typing.get_args(annotation)[1:] if typing.get_origin(annotation) is typing.Annotated else ()
+        description = next((m.description for m in metadata if getattr(m, "description", None)), "")
+        documented.append(SettingDoc(field.name, _type_name(annotation), field.default, description))
+    return documented
 
 
 def checked_options(model_class: type[M], prefix: str, **values: Any) -> M:

@@ -38,15 +38,19 @@ from auxrec.models.transformer import reverse_positions, trim_padding
 class BERT4RecConfig(FusionSettings):
     """BERT4Rec's architecture; ranges are checked when settings are resolved (before training)."""
 
-    hidden_dim: Annotated[int, Field(ge=1)] = 64
-    n_blocks: Annotated[int, Field(ge=1)] = 2
-    n_heads: Annotated[int, Field(ge=1)] = 2
-    ffn_dim: Annotated[int, Field(ge=1)] = 256
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    max_length: Annotated[int, Field(ge=1)] = 200  # the history keeps max_length - 1 items beside the [MASK]
-    mask_probability: Annotated[float, Field(gt=0, le=1)] = 0.2
-    norm_first: bool = True
-    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.02
+    hidden_dim: Annotated[int, Field(ge=1, description="model width d (item, position and hidden vectors)")] = 64
+    n_blocks: Annotated[int, Field(ge=1, description="self-attention blocks")] = 2
+    n_heads: Annotated[int, Field(ge=1, description="attention heads; must divide hidden_dim")] = 2
+    ffn_dim: Annotated[int, Field(ge=1, description="inner width of the feed-forward layer (GELU)")] = 256
+    dropout: Annotated[float, Field(ge=0, lt=1, description="dropout rate of embeddings, attention and "
+                                    "feed-forward")] = 0.2
+    max_length: Annotated[int, Field(ge=1, description="positions read per user; at inference the history "
+                                     "keeps max_length - 1 items beside the [MASK]")] = 200
+    mask_probability: Annotated[float, Field(gt=0, le=1, description="share of training items replaced by "
+                                             "[MASK] (at least one per sequence)")] = 0.2
+    norm_first: Annotated[bool, Field(description="pre-LayerNorm blocks (more stable); false = post-norm")] = True
+    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False, description="std of the normal initialisation "
+                                     "of embeddings and linear layers")] = 0.02
     def __post_init__(self) -> None:
         check_heads_divide_width(self.hidden_dim, self.n_heads)
         check_fusion_config(self)

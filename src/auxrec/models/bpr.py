@@ -28,9 +28,11 @@ from auxrec.models.base import NeuralRecommender, UserHistories
 
 @dataclass(frozen=True)
 class BPRConfig:
-    embedding_dim: Annotated[int, Field(ge=1)] = 64
-    l2_regularization: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1e-5  # weight of ||p_u||² + ||q_i||² + ||q_j||² per pair
-    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.01
+    embedding_dim: Annotated[int, Field(ge=1, description="width of the user and item vectors")] = 64
+    l2_regularization: Annotated[float, Field(ge=0, allow_inf_nan=False, description="weight of "
+                                              "||p_u||² + ||q_i||² + ||q_j||² per training pair")] = 1e-5
+    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False, description="std of the normal initialisation "
+                                     "of the vectors")] = 0.01
 
 
 class BPR(NeuralRecommender):

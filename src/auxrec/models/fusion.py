@@ -283,22 +283,29 @@ class FusionSettings:
     """How a transformer's ``+`` variant fuses item content: the ``aux_*`` settings SASRec's and
     BERT4Rec's configs share (both inherit them; they act only when item features are given)."""
 
-    aux_fusion: Literal["concat", "sum"] = "concat"
-    aux_on_output: bool = False  # also add the projected content to the output item representation
+    aux_fusion: Annotated[Literal["concat", "sum"], Field(description="how modalities are fused: concat (one map "
+                                                      "of the concatenation) or sum (PCA-aligned, added point-wise)")] = "concat"
+    aux_on_output: Annotated[bool, Field(description="represent candidate items by id + projected content too "
+                                         "(ranks items never or rarely seen in training; needed by add-items)")] = False
     # Start of the auxiliary term: "paper" = W random like every linear layer (W·k perturbs the
     # ids from step 0); "zero" = the fusion's last scaling (W and bias, or the LayerNorm's scale
     # and shift with aux_norm) starts at 0, so SASRec+ starts as SASRec exactly.
-    aux_init: Literal["paper", "zero"] = "paper"
+    aux_init: Annotated[Literal["paper", "zero"], Field(description="paper: the fusion's map starts random; zero: "
+                                                    "its last scaling starts at 0 (starts as the id-only model)")] = "paper"
     # Learned gate tanh(g), g = 0 at start (the term starts at 0 whatever aux_init): "scalar" scales
     # the projected vector, "modality" each modality's vector before the map; "none" = no gate.
-    aux_gate: Literal["none", "scalar", "modality"] = "none"
-    aux_norm: bool = False  # LayerNorm of the projected vector (before a scalar gate; not with "modality")
+    aux_gate: Annotated[Literal["none", "scalar", "modality"], Field(description="learned tanh(g) gate from 0: "
+                                                                 "scalar on the projected vector, or one per modality")] = "none"
+    aux_norm: Annotated[bool, Field(description="LayerNorm of the projected content vector (not with "
+                                    "aux_gate=modality)")] = False
     # Modality dropout: in training, each modality's vector of each item is zeroed with this
     # probability (one draw per item and modality per batch, survivors scaled by 1/(1-p)).
-    aux_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    aux_dropout: Annotated[float, Field(ge=0, lt=1, description="in training, zero each item's modality vector "
+                                        "with this probability")] = 0.0
     # AdamW weight decay of the fusion's parameters only (None = the training weight_decay, as for
     # every parameter); honoured through the model's `parameter_groups`.
-    aux_weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    aux_weight_decay: Annotated[float | None, Field(ge=0, allow_inf_nan=False, description="AdamW weight decay of "
+                                                    "the fusion's parameters only (null: the training weight_decay)")] = None
 
 
 def check_fusion_config(config: Any) -> None:

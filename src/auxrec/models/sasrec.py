@@ -53,15 +53,21 @@ SASREC_LOSSES = ("ce", "bce")
 class SASRecConfig(FusionSettings):
     """SASRec's architecture; ranges are checked when settings are resolved (before training)."""
 
-    hidden_dim: Annotated[int, Field(ge=1)] = 64
-    n_blocks: Annotated[int, Field(ge=1)] = 2
-    n_heads: Annotated[int, Field(ge=1)] = 1
-    ffn_dim: Annotated[int, Field(ge=1)] = 64  # the paper's point-wise FFN keeps the width
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    max_length: Annotated[int, Field(ge=1)] = 200  # 200 suits MovieLens; ~50 for short (e.g. fashion) sequences
-    loss: Literal["ce", "bce"] = "ce"  # "ce" (full softmax, default) or "bce" (paper: one sampled negative)
-    norm_first: bool = True
-    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.02
+    hidden_dim: Annotated[int, Field(ge=1, description="model width d (item, position and hidden vectors)")] = 64
+    n_blocks: Annotated[int, Field(ge=1, description="self-attention blocks")] = 2
+    n_heads: Annotated[int, Field(ge=1, description="attention heads; must divide hidden_dim")] = 1
+    ffn_dim: Annotated[int, Field(ge=1, description="inner width of the point-wise feed-forward layer "
+                                  "(the paper keeps the model width)")] = 64
+    dropout: Annotated[float, Field(ge=0, lt=1, description="dropout rate of embeddings, attention and "
+                                    "feed-forward")] = 0.2
+    max_length: Annotated[int, Field(ge=1, description="most recent items read per user (200 suits MovieLens, "
+                                     "~50 short sequences such as fashion)")] = 200
+    loss: Annotated[Literal["ce", "bce"], Field(description="ce: full-softmax cross-entropy over all items; bce: "
+                                           "the paper's binary cross-entropy, one sampled negative")] = "ce"
+    norm_first: Annotated[bool, Field(description="pre-LayerNorm blocks (more stable); false = the paper's "
+                                      "post-norm")] = True
+    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False, description="std of the normal initialisation "
+                                     "of embeddings and linear layers")] = 0.02
     def __post_init__(self) -> None:
         check_heads_divide_width(self.hidden_dim, self.n_heads)
         check_fusion_config(self)

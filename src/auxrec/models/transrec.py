@@ -51,9 +51,11 @@ from auxrec.models.base import NeuralRecommender, UserHistories
 
 @dataclass(frozen=True)
 class TransRecConfig:
-    embedding_dim: Annotated[int, Field(ge=1)] = 64
-    l2_regularization: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1e-5  # weight of the squared norms of the parameters a pair uses
-    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.1  # item points; user translations and biases start at zero
+    embedding_dim: Annotated[int, Field(ge=1, description="width of the item points and user translations")] = 64
+    l2_regularization: Annotated[float, Field(ge=0, allow_inf_nan=False, description="weight of the squared "
+                                              "norms of the parameters a training pair uses")] = 1e-5
+    init_std: Annotated[float, Field(gt=0, allow_inf_nan=False, description="std of the item points' "
+                                     "initialisation (translations and biases start at zero)")] = 0.1
 
 
 def unit_ball(vectors: torch.Tensor) -> torch.Tensor:

@@ -21,24 +21,30 @@ class TrainingConfig:
     any data is read, so a bad value fails at once instead of after training.
     """
 
-    epochs: Annotated[int, Field(ge=1)] = 200  # 0 would write an untrained run that looks trained
-    batch_size: Annotated[int, Field(ge=1)] = 1024
-    learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1e-3
-    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  # AdamW's decoupled decay
-    patience: Annotated[int, Field(ge=1)] = 5
+    # epochs ≥ 1: 0 would write an untrained run that looks trained
+    epochs: Annotated[int, Field(ge=1, description="maximum training epochs")] = 200
+    batch_size: Annotated[int, Field(ge=1, description="training units per step (sequences for SASRec/BERT4Rec, "
+                                     "(user, item) pairs for BPR/TransRec)")] = 1024
+    learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False, description="AdamW learning rate")] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False, description="AdamW's decoupled weight "
+                                         "decay")] = 0.0
+    patience: Annotated[int, Field(ge=1, description="validations without improvement before stopping")] = 5
     # Early stopping cannot end training before this epoch. BERT4Rec's masked training
     # often sits on a popularity plateau for its first 10-20 epochs (validation flat or
     # falling), which a small patience mistakes for convergence.
-    min_epochs: Annotated[int, Field(ge=0)] = 0
-    eval_every: Annotated[int, Field(ge=1)] = 1
+    min_epochs: Annotated[int, Field(ge=0, description="early stopping never ends training before this epoch")] = 0
+    eval_every: Annotated[int, Field(ge=1, description="validate every N epochs")] = 1
     # "sampled" needs 100 unseen items per user; tiny catalogues validate under "full".
-    validation_protocol: Literal["sampled", "popularity", "full", "full-with-history"] = "sampled"
+    validation_protocol: Annotated[Literal["sampled", "popularity", "full", "full-with-history"], Field(
+        description="protocol of the validation NDCG@10 that early stopping watches")] = "sampled"
     # Group sequences of similar length into batches: less padding, about 1.5x faster
     # epochs, but on ML-100K (SASRec, seed 0) it lowered test NDCG@10 from 0.472 to 0.438,
     # so it is off by default.
-    length_bucketing: bool = False
-    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")] = "auto"  # "auto" = CUDA when present
-    progress: bool = True
+    length_bucketing: Annotated[bool, Field(description="batch sequences of similar length (faster, less "
+                                            "accurate on ML-100K)")] = False
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="auto (CUDA when present), "
+                                 "cpu, cuda, cuda:N or mps")] = "auto"
+    progress: Annotated[bool, Field(description="show progress bars (never changes results)")] = True
 
 
 DISPLAY_ONLY = ("progress",)  # training settings that never change a run's numbers
