@@ -22,6 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from auxrec.exceptions import AuxrecError, ConfigError
+from auxrec.features.basic import BASIC_MODALITIES
+from auxrec.features.registry import ENCODERS, MODALITIES, PATH_ENCODER, encoder_names
 
 app = typer.Typer(
     name="auxrec",
@@ -60,6 +62,12 @@ def user_errors_as_one_line(command: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _encoder_choices(modality: str) -> str:
+    names = [name for name in encoder_names(modality) if name != PATH_ENCODER]
+    return ", ".join(names) + (", or a model folder / cached hub name" if PATH_ENCODER in encoder_names(modality)
+                               else "")
 
 
 def _parse_value(text: str) -> Any:
@@ -146,8 +154,8 @@ def train(
     data: Annotated[Path, typer.Option(help="prepared dataset folder")],
     out: Annotated[Path, typer.Option(help="run folder to write")],
     seed: Annotated[int, typer.Option(help="seed for initialisation, batches and sampled negatives")] = 0,
-    aux: Annotated[str | None, typer.Option(help="auxiliary modalities, e.g. text,image,tabular (SASRec+/BERT4Rec+)")]
-    = None,
+    aux: Annotated[str | None, typer.Option(
+        help=f"auxiliary modalities, comma-separated from {', '.join(BASIC_MODALITIES)} (SASRec+/BERT4Rec+)")] = None,
     fusion: Annotated[str | None, typer.Option(help="how modalities are fused: concat or sum")] = None,
     features: Annotated[list[str] | None, typer.Option(
         help="NAME=PATH: your own item embeddings (.npz with 'ids' and 'vectors', or .npy + PATH.ids)")] = None,
@@ -216,10 +224,10 @@ def train(
 @user_errors_as_one_line
 def embed(
     data: Annotated[Path, typer.Argument(help="prepared dataset folder")],
-    modalities: Annotated[str, typer.Option(help="comma-separated: text, image, tabular")] = "text,image,tabular",
-    text_encoder: Annotated[str, typer.Option(help="auto, data2vec, minilm, a hub name or a local folder")] = "auto",
-    image_encoder: Annotated[str, typer.Option(help="auto, data2vec, efficientnet, a hub name or a local folder")]
+    modalities: Annotated[str, typer.Option(help=f"comma-separated: {', '.join(MODALITIES)}")] = ",".join(MODALITIES),
+    text_encoder: Annotated[str, typer.Option(help=f"{_encoder_choices('text')} (`auxrec encoders` describes them)")]
     = "auto",
+    image_encoder: Annotated[str, typer.Option(help=f"{_encoder_choices('image')} (`auxrec encoders`)")] = "auto",
     text_template: Annotated[str | None, typer.Option(help="text template over item fields, e.g. '{title}. {plot}'")]
     = None,
     batch_size: Annotated[int, typer.Option(help="encoder batch size")] = 32,
@@ -442,6 +450,20 @@ def models(
             table.add_row(setting.name, escape(setting.type), escape(json.dumps(setting.default)),
                           escape(setting.description))
         console.print(table)
+
+
+@app.command()
+def encoders() -> None:
+    """List the modalities and the pretrained item encoders `auxrec embed` can use."""
+    table = Table(title="pretrained item encoders (auxrec embed --text-encoder / --image-encoder NAME)")
+    for column in ("modality", "name", "what", "packages"):
+        table.add_column(column)
+    for (modality, name), entry in ENCODERS.items():
+        table.add_row(modality, "(folder or hub name)" if name == PATH_ENCODER else name, escape(entry.summary),
+                      ", ".join(entry.packages))
+    console.print(table)
+    console.print("basic encoders (no download, used by train --aux when nothing is embedded): "
+                  + ", ".join(BASIC_MODALITIES), highlight=False)
 
 
 @app.command("add-items")

@@ -39,13 +39,14 @@ from auxrec.data.schema import ItemColumns
 from auxrec.exceptions import ConfigError
 from auxrec.features.images import ImageTally, read_rgb
 from auxrec.features.item_features import ItemFeatures
+from auxrec.features.registry import DERIVED_MODALITIES, MODALITIES
 
 logger = logging.getLogger(__name__)
 
 TEXT_BUCKETS = 256
 IMAGE_SIDE = 8
 MAX_CATEGORY_VALUES = 64
-BASIC_MODALITIES = ("text", "image", "tabular", "keywords")
+BASIC_MODALITIES = (*MODALITIES, *DERIVED_MODALITIES)
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")  # the original tokenizer, still used for ASCII text
 # Scripts written without spaces between words: each character is a token (code point ranges).
 _UNSPACED = (

@@ -24,7 +24,6 @@ The returned report (plain JSON-able dict)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -35,18 +34,14 @@ from typing import Any
 import numpy as np
 
 from auxrec.data.dataset import PreparedDataset
-from auxrec.exceptions import ConfigError
 from auxrec.features.cache import FeatureCache
-from auxrec.features.templates import default_template, render_items
+from auxrec.features.image import image_files_digest  # noqa: F401 (re-exported: cache keys)
+from auxrec.features.registry import (MODALITIES, EmbedContext, Embedder, EncoderEntry, check_modalities,
+                                      find_encoder)
 
-PRETRAINED_MODALITIES = ("text", "image", "tabular")
+PRETRAINED_MODALITIES = MODALITIES  # every content modality has pretrained encoders
 ENCODER_CODE_VERSION = 1  # bump when this package's encoding code changes its output
 _COVERAGE_NOUN = {"text": "text", "image": "an image", "tabular": "tabular attributes"}
-_PACKAGES = {
-    "text": ("torch", "transformers", "tokenizers"),
-    "image": ("torch", "pillow", "transformers", "efficientnet-lite-pytorch"),
-    "tabular": ("xgboost-cpu", "xgboost", "scipy", "numpy"),
-}
 
 
 def package_versions(names: Sequence[str]) -> dict[str, str]:
@@ -64,32 +59,9 @@ def coverage_line(modality: str, n_present: int, n_items: int) -> str:
     return f"{n_present:,} / {n_items:,} items have {_COVERAGE_NOUN.get(modality, modality)}"
 
 
-def image_files_digest(paths: Sequence[object]) -> str:
-    """sha256 over each item's image bytes (or "missing"/"none"), in item order.
-
-    Content, not path or mtime: a replaced image invalidates the cache, while a data folder
-    that is moved or re-mounted (new mtimes, same files) keeps it. Hashing is cheap next to
-    encoding (ML-1M's 59 MB of posters hash in well under a second).
-    """
-    digest = hashlib.sha256()
-    for path in paths:
-        entry = b"none"
-        if isinstance(path, str) and path:
-            try:
-                entry = hashlib.sha256(Path(path).read_bytes()).hexdigest().encode()
-            except OSError:
-                entry = b"missing"
-        digest.update(entry + b"\n")
-    return digest.hexdigest()
-
-
 def _parse_modalities(modalities: str | Sequence[str]) -> list[str]:
     names = [m.strip() for m in (modalities.split(",") if isinstance(modalities, str) else modalities) if m.strip()]
-    unknown = [m for m in names if m not in PRETRAINED_MODALITIES]
-    if unknown or not names:
-        raise ConfigError(f"unknown modality {', '.join(unknown) or '(none given)'}; "
-                          f"choose from {', '.join(PRETRAINED_MODALITIES)}")
-    return list(dict.fromkeys(names))
+    return check_modalities(names, PRETRAINED_MODALITIES)
 
 
 def embed_dataset(
@@ -123,15 +95,17 @@ def embed_dataset(
     cache = FeatureCache(dataset.path)
     report: dict[str, Any] = {"dataset": dataset.name, "path": str(Path(dataset.path).resolve()),
                               "fingerprint": dataset.fingerprint, "modalities": {}}
+    context = EmbedContext(batch_size=batch_size, progress=progress, log=log, text_template=text_template,
+                           text_pooling=text_pooling, tabular_config=tabular_config)
+    specs = {"text": text_encoder, "image": image_encoder, "tabular": "auto"}
     for modality in names:
         started = time.perf_counter()
-        if modality == "text":
-            entry = _embed_text(dataset, cache, text_encoder, text_template, text_pooling, batch_size,
-                                progress, log, rebuild)
-        elif modality == "image":
-            entry = _embed_image(dataset, cache, image_encoder, batch_size, progress, log, rebuild)
-        else:
-            entry = _embed_tabular(dataset, cache, tabular_config, log, rebuild)
+        entry_point = find_encoder(modality, specs[modality])
+        encoder = entry_point.create(specs[modality], context, dataset)
+        entry = _cached_or_compute(dataset, cache, modality, _payload(dataset, modality, entry_point, encoder),
+                                   encoder.description, lambda: encoder.embed(dataset, context), log, rebuild)
+        if "template" in encoder.cache_key():
+            entry["template"] = encoder.cache_key()["template"]
         seconds = time.perf_counter() - started
         entry.update(n_items=dataset.n_items, seconds=round(seconds, 3),
                      coverage=coverage_line(modality, entry["n_present"], dataset.n_items))
@@ -171,77 +145,10 @@ def _cached_or_compute(
             "cache": "miss", "cache_reason": why, "file": str(path), **extra}
 
 
-def _payload(dataset: PreparedDataset, modality: str, encoder: dict[str, Any], **inputs: Any) -> dict[str, Any]:
-    return {"modality": modality, "encoder": encoder, "versions": package_versions(_PACKAGES[modality]),
-            "fingerprint": dataset.fingerprint, "code": ENCODER_CODE_VERSION, **inputs}
-
-
-def _embed_text(dataset: PreparedDataset, cache: FeatureCache, spec: str, template: str | None, pooling: str,
-                batch_size: int, progress: bool, log: Callable[[str], None], rebuild: bool) -> dict[str, Any]:
-    from auxrec.features.text import resolve_text_encoder
-
-    if template is None:
-        template = default_template(dataset.name, dataset.item_columns, list(dataset.items.columns))
-    texts = render_items(template, dataset.items)  # validates the template's fields first
-    choice = resolve_text_encoder(spec, pooling=pooling, log=log)
-    payload = _payload(dataset, "text", choice.key_params(), template=template)
-
-    def compute() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        encoder = choice.load(batch_size)
-        ids = dataset.items["item"].to_numpy()
-        usable = [k for k, t in enumerate(texts) if t]
-        matrix = np.zeros((dataset.n_items + 1, choice.dim), np.float32)
-        present = np.zeros(dataset.n_items + 1, bool)
-        if usable:
-            matrix[ids[usable]] = encoder.encode([texts[k] for k in usable], progress=progress)
-            present[ids[usable]] = True
-        return matrix, present, {"template": template}
-
-    entry = _cached_or_compute(dataset, cache, "text", payload, choice.description, compute, log, rebuild)
-    entry["template"] = template
-    return entry
-
-
-def _embed_image(dataset: PreparedDataset, cache: FeatureCache, spec: str, batch_size: int, progress: bool,
-                 log: Callable[[str], None], rebuild: bool) -> dict[str, Any]:
-    from auxrec.features.image import resolve_image_encoder
-
-    column = dataset.item_columns.image
-    items = dataset.items
-    paths: list[object] = list(items[column]) if column is not None and column in items.columns else [None] * len(items)
-    paths = [p if isinstance(p, str) and p else None for p in paths]
-    choice = resolve_image_encoder(spec, log)
-    payload = _payload(dataset, "image", choice.key_params(), files=image_files_digest(paths))
-
-    def compute() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        encoder = choice.load(batch_size)
-        ids = dataset.items["item"].to_numpy()
-        matrix = np.zeros((dataset.n_items + 1, choice.dim), np.float32)
-        present = np.zeros(dataset.n_items + 1, bool)
-        vectors, ok = encoder.encode(paths, progress=progress)
-        matrix[ids] = vectors
-        present[ids] = ok
-        return matrix, present, {}
-
-    if column is None:
-        log(f"image: {dataset.name} declares no image column; every item is without an image")
-    return _cached_or_compute(dataset, cache, "image", payload, choice.description, compute, log, rebuild)
-
-
-def _embed_tabular(dataset: PreparedDataset, cache: FeatureCache, config: Any, log: Callable[[str], None],
-                   rebuild: bool) -> dict[str, Any]:
-    from auxrec.features.tabular import TabularConfig, config_params, fit_tabular_embedding
-
-    config = config or TabularConfig()
-    payload = _payload(dataset, "tabular", {"encoder": "xgboost-leaves-svd", **config_params(config)})
-    description = f"xgboost-leaves-svd ({config.dim}-d, seed {config.seed})"
-
-    def compute() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        matrix, present, tabular = fit_tabular_embedding(dataset, config, log)
-        return matrix, present, {"description": tabular.description, "cv": tabular.cv, "chosen": tabular.chosen,
-                                 "holdout_mae": tabular.holdout_mae, "feature_names": tabular.feature_names}
-
-    return _cached_or_compute(dataset, cache, "tabular", payload, description, compute, log, rebuild)
+def _payload(dataset: PreparedDataset, modality: str, entry: EncoderEntry, encoder: Embedder) -> dict[str, Any]:
+    """The cache key's content: the encoder's own key plus modality, package versions, data and code version."""
+    return {"modality": modality, "versions": package_versions(entry.packages),
+            "fingerprint": dataset.fingerprint, "code": ENCODER_CODE_VERSION, **encoder.cache_key()}
 
 
 def format_report(report: dict[str, Any]) -> str:

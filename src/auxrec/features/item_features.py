@@ -17,7 +17,6 @@ import pandas as pd
 from auxrec.data.ids import PADDING_ID
 from auxrec.exceptions import DataError
 
-MODALITIES = ("text", "image", "tabular")
 
 
 @dataclass

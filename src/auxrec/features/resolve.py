@@ -19,9 +19,10 @@ from auxrec.data.dataset import PreparedDataset
 from auxrec.features.basic import basic_item_features
 from auxrec.features.cache import FeatureCache
 from auxrec.features.item_features import ItemFeatures, load_feature_file
+from auxrec.features.registry import MODALITIES
 
 logger = logging.getLogger(__name__)
-CACHEABLE = ("text", "image", "tabular")
+CACHEABLE = MODALITIES  # `auxrec embed` caches every content modality
 
 
 def resolve_item_features(

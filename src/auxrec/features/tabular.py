@@ -268,3 +268,24 @@ def fit_tabular_embedding(
 
 def config_params(config: TabularConfig) -> dict[str, Any]:
     return asdict(config)  # n_jobs included: float sums in histograms may depend on threads
+
+
+class TabularEmbedder:
+    """`auxrec embed`'s tabular encoder (`auxrec.features.registry`): XGBoost leaves, reduced by SVD."""
+
+    def __init__(self, config: TabularConfig) -> None:
+        self.config = config
+        self.description = f"xgboost-leaves-svd ({config.dim}-d, seed {config.seed})"
+
+    def cache_key(self) -> dict[str, Any]:
+        return {"encoder": {"encoder": "xgboost-leaves-svd", **config_params(self.config)}}
+
+    def embed(self, dataset: PreparedDataset, context: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        matrix, present, tabular = fit_tabular_embedding(dataset, self.config, context.log)
+        return matrix, present, {"description": tabular.description, "cv": tabular.cv, "chosen": tabular.chosen,
+                                 "holdout_mae": tabular.holdout_mae, "feature_names": tabular.feature_names}
+
+
+def tabular_embedder(spec: str, context: Any, dataset: PreparedDataset) -> TabularEmbedder:
+    """The registry's factory (one tabular encoder; ``context.tabular_config`` sets it up)."""
+    return TabularEmbedder(context.tabular_config or TabularConfig())

@@ -34,6 +34,7 @@ import numpy as np
 
 from auxrec.exceptions import ConfigError
 from auxrec.features.cache import file_sha256
+from auxrec.features.templates import default_template, render_items
 
 logger = logging.getLogger(__name__)
 
@@ -277,3 +278,36 @@ def load_text_encoder(
 ) -> TextEncoder:
     """`resolve_text_encoder` then load the weights."""
     return resolve_text_encoder(spec, pooling=pooling, max_length=max_length, log=log).load(batch_size)
+
+
+class TextEmbedder:
+    """`auxrec embed`'s text encoder (`auxrec.features.registry`): the chosen model over the rendered item texts."""
+
+    def __init__(self, choice: TextEncoderChoice, template: str) -> None:
+        self.choice = choice
+        self.template = template
+        self.description = choice.description
+
+    def cache_key(self) -> dict[str, Any]:
+        return {"encoder": self.choice.key_params(), "template": self.template}
+
+    def embed(self, dataset: Any, context: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        texts = render_items(self.template, dataset.items)
+        encoder = self.choice.load(context.batch_size)
+        ids = dataset.items["item"].to_numpy()
+        usable = [k for k, t in enumerate(texts) if t]
+        matrix = np.zeros((dataset.n_items + 1, self.choice.dim), np.float32)
+        present = np.zeros(dataset.n_items + 1, bool)
+        if usable:
+            matrix[ids[usable]] = encoder.encode([texts[k] for k in usable], progress=context.progress)
+            present[ids[usable]] = True
+        return matrix, present, {"template": self.template}
+
+
+def text_embedder(spec: str, context: Any, dataset: Any) -> TextEmbedder:
+    """The registry's factory: ``spec`` as `resolve_text_encoder` reads it, the dataset's text template."""
+    template = context.text_template
+    if template is None:
+        template = default_template(dataset.name, dataset.item_columns, list(dataset.items.columns))
+    render_items(template, dataset.items[:1])  # validates the template's fields before any model loads
+    return TextEmbedder(resolve_text_encoder(spec, pooling=context.text_pooling, log=context.log), template)
