@@ -59,6 +59,9 @@ class MarkovChain:
             return rows
         return torch.gather(rows, 1, torch.as_tensor(candidates, dtype=torch.long))
 
+    def feature_dims(self) -> dict[str, int] | None:
+        return None
+
     def item_vectors(self) -> torch.Tensor | None:
         return None
 

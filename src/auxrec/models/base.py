@@ -70,6 +70,10 @@ class NeuralRecommender(nn.Module):
         """AdamW parameter groups; one group of every parameter unless a model decays some differently."""
         return [{"params": list(self.parameters()), "weight_decay": weight_decay}]
 
+    def feature_dims(self) -> dict[str, int] | None:
+        """Width of each auxiliary modality the model was built with (saved, to rebuild it), or None."""
+        return None
+
     def item_vectors(self) -> torch.Tensor | None:
         """(n_items + 1, d) item representations; the models that have them override this."""
         return None
@@ -92,9 +96,8 @@ class NeuralRecommender(nn.Module):
     # -- persistence --------------------------------------------------------------
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        fusion = getattr(self, "fusion", None)
         meta = {"name": self.name, "config": asdict(self.config), "n_users": self.n_users, "n_items": self.n_items,
-                "feature_dims": fusion.dims() if fusion is not None else None}
+                "feature_dims": self.feature_dims()}
         (directory / "model.json").write_text(json.dumps(meta, indent=2))
         torch.save(self.state_dict(), directory / "weights.pt")
 

@@ -5,7 +5,7 @@ Bidirectional Encoder Representations from Transformer." CIKM 2019.
 BERT4Rec+ is this class constructed with `ItemFeatures` (input = item + position +
 projected auxiliary vector), exactly as SASRec+.
 
-It shares SASRec's encoder (`auxrec.models.transformer`) and differs where the paper
+It shares SASRec's base (`auxrec.models.sequence_transformer`) and differs where the paper
 does: attention is bidirectional, 2 heads, GELU feed-forward 4× wide, and training masks
 a random ``mask_probability`` share of the items of each sequence (a [MASK] token id
 ``n_items + 1``) and predicts them with cross-entropy over all items. At inference the
@@ -30,7 +30,7 @@ from pydantic import Field
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
 from auxrec.models.fusion import FusionSettings, check_fusion_config
-from auxrec.models.sasrec import SASRec, check_heads_divide_width
+from auxrec.models.sequence_transformer import SequenceTransformer, check_heads_divide_width
 from auxrec.models.transformer import reverse_positions, trim_padding
 
 
@@ -51,12 +51,13 @@ class BERT4RecConfig(FusionSettings):
     norm_first: Annotated[bool, Field(description="pre-LayerNorm blocks (more stable); false = post-norm")] = True
     init_std: Annotated[float, Field(gt=0, allow_inf_nan=False, description="std of the normal initialisation "
                                      "of embeddings and linear layers")] = 0.02
+
     def __post_init__(self) -> None:
         check_heads_divide_width(self.hidden_dim, self.n_heads)
         check_fusion_config(self)
 
 
-class BERT4Rec(SASRec):
+class BERT4Rec(SequenceTransformer):
     name: ClassVar[str] = "bert4rec"
     config_class: ClassVar[type] = BERT4RecConfig
     causal: ClassVar[bool] = False

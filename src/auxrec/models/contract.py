@@ -69,6 +69,10 @@ class Recommender(Protocol):
         """
         ...
 
+    def feature_dims(self) -> dict[str, int] | None:
+        """Width of each auxiliary modality the model reads, or None without item features."""
+        ...
+
     def item_vectors(self) -> torch.Tensor | None:
         """(n_items + 1, d) the item representations scores are made of (row 0 = padding), or None."""
         ...

@@ -59,6 +59,9 @@ class PopRec:
         raise ConfigError("poprec ranks items by their training interactions, so items added after training "
                           "would never be ranked; train sasrec or bert4rec with item features (--aux)")
 
+    def feature_dims(self) -> dict[str, int] | None:
+        return None
+
     def item_vectors(self) -> torch.Tensor | None:
         return None  # counts, not representations: no item similarity
 

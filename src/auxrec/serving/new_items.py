@@ -193,7 +193,7 @@ def add_items(run_dir: Path, items_path: Path, neighbours: int = 0) -> AddSummar
     if previous is not None:
         previous.apply_to(model)
     sources = {name: info.get("source", "") for name, info in (config.get("item_features") or {}).items()}
-    if not sources or getattr(model, "fusion", None) is None:
+    if not sources or model.feature_dims() is None:
         model.add_items({}, None, None)  # the model's own refusal names why (no content)
     if not model.config.aux_on_output and neighbours == 0:
         raise ConfigError(f"this {config['model']} run was trained with content on the input side only, so a new "

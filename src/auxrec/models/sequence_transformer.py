@@ -1,0 +1,197 @@
+"""The sequence-transformer base SASRec and BERT4Rec share: embeddings, encoder, fusion, scoring.
+
+Both models read a user's item sequence with the same stack (`auxrec.models.transformer`):
+input = item embedding + position embedding (+ the projected auxiliary vector of
+`auxrec.models.fusion` for the ``+`` variants), dropout, ``n_blocks`` self-attention
+blocks, a final LayerNorm; candidates are scored by the dot product of the user state
+with the (shared) item embeddings. What differs lives in the subclasses: the attention
+mask (``causal``), the feed-forward activation, how training batches are built and the
+loss, and which position's state scores the next item (``user_states``).
+
+Why a common base and not a component the models hold: the parameters keep the names
+they always had (``item_embedding.weight``, ``blocks.0...``), so every run saved before
+this split loads unchanged; neither model inherits the other.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from auxrec.data.ids import PADDING_ID
+from auxrec.exceptions import ConfigError
+from auxrec.features.item_features import ItemFeatures
+from auxrec.models.base import NeuralRecommender, UserHistories
+from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, fusion_options
+from auxrec.models.transformer import TransformerBlock, attention_mask, reverse_positions, trim_padding
+
+
+def check_heads_divide_width(hidden_dim: int, n_heads: int) -> None:
+    """Multi-head attention splits the width into equal heads."""
+    if n_heads >= 1 and hidden_dim % n_heads:
+        raise ValueError(f"hidden_dim {hidden_dim} is not divisible by n_heads {n_heads}; choose a hidden_dim "
+                         f"that is a multiple of {n_heads}")
+
+
+
+class SequenceTransformer(NeuralRecommender):
+    """Base of SASRec and BERT4Rec (see the module docstring); subclasses set ``causal``,
+    ``activation`` and define ``training_units``, ``make_batch``, ``loss`` and ``user_states``."""
+
+    causal: ClassVar[bool]
+    activation: ClassVar[str]
+    uses_item_features: ClassVar[bool] = True  # the + variant is the same class with item features
+    scores_new_histories: ClassVar[bool] = True  # the state comes from the history alone
+
+    @classmethod
+    def revisions(cls, config: Any, with_features: bool) -> dict[str, int]:
+        found = {"model": cls.revision}
+        if with_features:
+            found["fusion"] = FUSION_REVISIONS[config.aux_fusion]
+        return found
+
+    def __init__(
+        self, config: Any, *, n_users: int, n_items: int, item_features: ItemFeatures | None = None
+    ) -> None:
+        super().__init__(config, n_users=n_users, n_items=n_items)
+        self.history_length = config.max_length
+        width = config.hidden_dim
+        self.item_embedding = nn.Embedding(self.n_embeddings, width, padding_idx=PADDING_ID)
+        self.position_embedding = nn.Embedding(config.max_length, width)
+        self.input_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, config.n_heads, config.ffn_dim, config.dropout, self.activation,
+                             config.norm_first)
+            for _ in range(config.n_blocks)
+        )
+        self.final_norm = nn.LayerNorm(width)
+        self.apply(self._init_weights)
+        # Built last, so SASRec and SASRec+ with the same seed start from identical id-side
+        # weights and a paired comparison isolates the effect of the auxiliary information.
+        self.fusion = (
+            AuxiliaryFusion.from_features(item_features, config.aux_fusion, width, **fusion_options(config))
+            if item_features else None
+        )
+        if self.fusion is not None:
+            self.fusion.apply(self._init_weights)  # touches only Linear (and Embedding) layers
+            if config.aux_init == "zero":
+                self.fusion.start_at_zero()
+
+
+    @property
+    def n_embeddings(self) -> int:
+        return self.n_items + 1
+
+    def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """AdamW parameter groups: the fusion's with ``aux_weight_decay`` (when set), the rest ``weight_decay``.
+
+        One group of every parameter, in `parameters()` order, when there is no fusion or
+        no fusion-specific decay (the optimiser is then the one ``model.parameters()`` gives).
+        Use: ``torch.optim.AdamW(model.parameter_groups(wd), lr=lr, weight_decay=wd)``.
+        """
+        decay = self.config.aux_weight_decay
+        if self.fusion is None or decay is None:
+            return [{"params": list(self.parameters()), "weight_decay": weight_decay}]
+        fusion = list(self.fusion.parameters())
+        in_fusion = {id(parameter) for parameter in fusion}
+        rest = [parameter for parameter in self.parameters() if id(parameter) not in in_fusion]
+        return [{"params": rest, "weight_decay": weight_decay}, {"params": fusion, "weight_decay": decay}]
+
+    def fusion_batch(self) -> AbstractContextManager[None]:
+        """Context of one training batch: one modality-dropout draw shared by input and output side."""
+        return self.fusion.batch() if self.fusion is not None else nullcontext()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Embedding | nn.Linear):
+            nn.init.normal_(module.weight, std=self.config.init_std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+    # -- encoding ----------------------------------------------------------------
+    def embed(self, sequences: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids → (B, L, d) input: item + position (+ projected auxiliary vector)."""
+        x = self.item_embedding(sequences) + self.position_embedding(reverse_positions(sequences))
+        if self.fusion is not None:
+            x = x + self.fusion(sequences)
+        return x
+
+    def encode(self, sequences: torch.Tensor, return_weights: bool = False
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, L) left-padded ids → (B, L, d) hidden states (and per-block attention weights)."""
+        real = (sequences != PADDING_ID).unsqueeze(-1)  # (B, L, 1)
+        mask = attention_mask(sequences, causal=self.causal)  # (B, 1, L, L)
+        x = self.input_dropout(self.embed(sequences)) * real
+        weights: list[torch.Tensor] = []
+        for block in self.blocks:
+            x, block_weights = block(x, mask, return_weights)
+            x = x * real
+            if block_weights is not None:
+                weights.append(block_weights)
+        return self.final_norm(x), weights
+
+    def output_embeddings(self) -> torch.Tensor:
+        """(n_items + 1, d) candidate representations (padding row included, never a [MASK] row)."""
+        table = self.item_embedding.weight[: self.n_items + 1]
+        if self.fusion is not None and self.config.aux_on_output:
+            table = table + self.fusion.all_items()[: self.n_items + 1]
+        return table
+
+    @torch.no_grad()
+    def add_items(self, feature_rows: dict[str, torch.Tensor], neighbours: torch.Tensor | None = None,
+                  weights: torch.Tensor | None = None) -> None:
+        """Append items known only by their content: ids n_items + 1 … n_items + m (see the base class).
+
+        A new item's id embedding is the ``weights``-weighted mean of the id embeddings of
+        ``neighbours`` (m, K) (zero without them); its content enters like every item's,
+        on the input side and, with ``aux_on_output``, among the candidates.
+        """
+        if self.fusion is None:
+            raise ConfigError(f"this {self.name} run was trained without item features, so it knows nothing of "
+                              "items added after training; train it with --aux (and --set aux_on_output=true)")
+        n_new = len(next(iter(feature_rows.values())))
+        old = self.item_embedding.weight
+        keep_last = old[self.n_items + 1:]  # BERT4Rec's [MASK] row stays the last one
+        borrowed = old.new_zeros(n_new, old.shape[1])
+        if neighbours is not None and weights is not None and neighbours.numel():
+            borrowed = (weights.to(old).unsqueeze(-1) * old[neighbours.to(old.device)]).sum(1)
+        table = torch.cat([old[: self.n_items + 1], borrowed, keep_last])
+        self.item_embedding = nn.Embedding.from_pretrained(table, freeze=True, padding_idx=PADDING_ID)
+        self.fusion.append_rows(feature_rows)
+        self.n_items += n_new
+
+    @torch.no_grad()
+    def item_vectors(self) -> torch.Tensor:
+        return self.output_embeddings()
+
+    @torch.no_grad()
+    def attention_weights(self, sequences: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
+        """Per block, (B, n_heads, L, L) attention weights for left-padded ``sequences``."""
+        self.eval()
+        sequences_t = torch.as_tensor(sequences, dtype=torch.long, device=self.device)
+        _, weights = self.encode(sequences_t, return_weights=True)
+        return weights
+
+    def feature_dims(self) -> dict[str, int] | None:
+        return self.fusion.dims() if self.fusion is not None else None
+
+    # -- inference ---------------------------------------------------------------
+    def user_states(self, sequences: torch.Tensor) -> torch.Tensor:
+        """(B, L) left-padded histories → (B, d) the state that scores the next item."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def score(self, histories: UserHistories, candidates: np.ndarray | None = None) -> torch.Tensor:
+        sequences = torch.as_tensor(histories.sequences, dtype=torch.long, device=self.device)
+        states = self.user_states(sequences)  # (B, d)
+        items = self.output_embeddings()
+        if candidates is None:
+            return states @ items.T  # (B, n_items + 1)
+        candidate_ids = torch.as_tensor(candidates, dtype=torch.long, device=self.device)
+        return torch.einsum("bd,bcd->bc", states, items[candidate_ids])  # (B, C)
