@@ -7,6 +7,7 @@ stderr and exit code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -307,8 +308,6 @@ def generate(
     images: Annotated[bool | None, typer.Option(help="write item images (default: the preset's)")] = None,
 ) -> None:
     """Generate a synthetic multimodal dataset; prepare it with `auxrec prepare synthetic`."""
-    import dataclasses
-
     from auxrec.data.synthetic import SyntheticConfig, write_synthetic
 
     config = dataclasses.replace(SyntheticConfig.preset(preset), seed=seed)

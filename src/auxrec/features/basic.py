@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.schema import ItemColumns
@@ -147,7 +148,6 @@ def _text_rows(items: pd.DataFrame, spec: ItemColumns) -> tuple[np.ndarray, np.n
 
 def _image_rows(items: pd.DataFrame, spec: ItemColumns, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(len(items), 8·8·3) shrunk images of the image column, and which rows have a readable image."""
-    from PIL import Image
 
     column = spec.image
     matrix = np.zeros((len(items), IMAGE_SIDE * IMAGE_SIDE * 3), np.float32)

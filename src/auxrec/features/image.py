@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
 
 from auxrec.exceptions import ConfigError
 from auxrec.features.cache import file_sha256
@@ -63,7 +66,6 @@ def read_rgb(path: object, tally: ImageTally | None = None) -> Any | None:
 
 def resize_short_side_crop(image: Any, short_side: int, crop: int) -> np.ndarray:
     """Resize so the shorter side is ``short_side`` (bicubic), centre-crop ``crop``²; uint8 (crop, crop, 3)."""
-    from PIL import Image
 
     width, height = image.size
     scale = short_side / min(width, height)
@@ -113,8 +115,6 @@ class ImageEncoder:
 
     def encode(self, paths: Sequence[object], progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(vectors (n, dim) float32, ok (n,) bool)``; rows of unusable images are zero."""
-        import torch
-        from tqdm.auto import tqdm
 
         vectors = np.zeros((len(paths), self.dim), np.float32)
         ok = np.zeros(len(paths), bool)
@@ -164,7 +164,6 @@ class EfficientNetLite0Encoder(ImageEncoder):
         super().__init__(batch_size, workers)
         weights = _efficientnet_weights()
         try:
-            import torch
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError:
             raise ConfigError("the offline image encoder needs efficientnet-lite-pytorch: pip install 'auxrec[image]'"
@@ -215,7 +214,6 @@ class Data2VecVisionEncoder(ImageEncoder):
                 "normalise": "mean=std=0.5", "pool": "mean-patch-tokens"}
 
     def preprocess(self, image: Any) -> np.ndarray:
-        from PIL import Image
 
         pixels = np.asarray(image.resize((self.side, self.side), Image.Resampling.BICUBIC), np.float32)
         return ((pixels / 255.0 - 0.5) / 0.5).transpose(2, 0, 1).copy()  # (3, side, side)

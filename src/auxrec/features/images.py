@@ -29,6 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 logger = logging.getLogger(__name__)
 
 # PIL's own default (`PIL.Image.MAX_IMAGE_PIXELS`): about 0.25 GiB once decoded to RGB.
@@ -86,7 +88,6 @@ def read_rgb(path: object, *, draft: tuple[int, int] | None = None,
     basic encoder does not use it). PIL reads the real format from the bytes, whatever the
     extension. Never raises for a bad file; ``tally`` counts why an image was not used.
     """
-    from PIL import Image
 
     if _is_missing(path):
         return None

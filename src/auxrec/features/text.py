@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from auxrec.exceptions import ConfigError
 from auxrec.features.cache import file_sha256
@@ -139,8 +141,6 @@ class TextEncoder:
                 "normalize": self.normalize, "max_length": self.max_length}
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        import torch
-        from tqdm.auto import tqdm
 
         out = np.zeros((len(texts), self.dim), np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths share a batch

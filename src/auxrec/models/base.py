@@ -18,6 +18,7 @@ from torch import nn
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.exceptions import ConfigError
+from auxrec.features.item_features import ItemFeatures
 from auxrec.models.contract import Recommender, UserHistories  # noqa: F401 (the contract, re-exported)
 
 
@@ -107,7 +108,6 @@ class NeuralRecommender(nn.Module):
         kwargs: dict[str, Any] = {"n_users": meta["n_users"], "n_items": meta["n_items"]}
         if meta.get("feature_dims"):
             # Placeholder features of the right shapes; the saved buffers overwrite them.
-            from auxrec.features.item_features import ItemFeatures
 
             rows = meta["n_items"] + 1
             kwargs["item_features"] = ItemFeatures(

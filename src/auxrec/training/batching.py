@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch.distributed as dist
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,6 @@ class Shard:
 
     @classmethod
     def current(cls) -> Shard:
-        import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             return cls(dist.get_rank(), dist.get_world_size())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from auxrec.data.synthetic.catalogue import _build_catalogue, _Catalogue
 from auxrec.data.synthetic.config import SyntheticConfig
@@ -103,7 +104,6 @@ def render_item_images(config: SyntheticConfig) -> np.ndarray:
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
-    from PIL import Image
 
     Image.fromarray(array).save(path, format="PNG")
 

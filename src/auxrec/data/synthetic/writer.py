@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from auxrec.data.schema import RawDataset
 from auxrec.data.synthetic.catalogue import ITEM_COLUMNS, _build_catalogue, _Catalogue, _item_table
@@ -80,7 +83,6 @@ def source_spec(config: SyntheticConfig) -> dict[str, Any]:
 
 
 def _interaction_schema(config: SyntheticConfig) -> Any:
-    import pyarrow as pa
 
     columns = [("user_id", pa.int64()), ("item_id", pa.int64()), ("ts", pa.int64())]
     if config.ratings:
@@ -90,14 +92,11 @@ def _interaction_schema(config: SyntheticConfig) -> Any:
 
 def _strings(values: pd.Series) -> Any:
     """A pyarrow string array with missing values (None or NaN) as nulls."""
-    import pyarrow as pa
 
     return pa.array([None if pd.isna(v) else str(v) for v in values.tolist()], pa.string())
 
 
 def _write_items(config: SyntheticConfig, cat: _Catalogue, folder: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     items = _item_table(config, cat)
     arrays = {
@@ -138,9 +137,6 @@ def write_synthetic(config: SyntheticConfig, out_dir: Path, progress: bool = Fal
     ``out_dir`` at the end. An existing non-empty ``out_dir`` is an error unless
     ``overwrite``. Returns ``out_dir``.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     out_dir = Path(out_dir)
     check_output_folder(out_dir, "generated", overwrite)  # never replaces a folder auxrec did not generate
