@@ -518,31 +518,32 @@ def export(
 
 def _print_reproduction_status(spec: Any, target: str, seeds: int | None, workdir: Path, reports: Path,
                                jobs: int = 1) -> None:
-    from auxrec.experiments.reproduce import Reproduction, SeedCounts, expand_targets, training_time_left
+    from auxrec.experiments.plan import SeedCounts, expand_targets
+    from auxrec.experiments.reproduce import Reproduction
+    from auxrec.experiments.status import STATES, training_time_left
     from auxrec.io import folder_holder
 
     targets = expand_targets([t.strip() for t in target.split(",") if t.strip()])
     entries = Reproduction(spec, workdir, reports, progress=False).status(targets, SeedCounts.from_spec(spec, seeds))
-    states = ("done", "partial", "to train", "waits for tuning")
     table = Table(title=f"{spec.name}: {', '.join(targets)} ({workdir})")
     table.add_column("stage")
-    for state in states:
+    for state in STATES:
         table.add_column(state, justify="right")
     for stage in ("tuning", "run"):
-        of_stage = [e for e in entries if e["stage"] == stage]
+        of_stage = [e for e in entries if e.stage == stage]
         if of_stage:
             table.add_row("tuning trials" if stage == "tuning" else "runs",
-                          *(str(sum(e["state"] == state for e in of_stage)) for state in states))
+                          *(str(sum(e.state == state for e in of_stage)) for state in STATES))
     console.print(table)
     holder = folder_holder(workdir)
     if holder is not None:
         console.print(f"training now: {holder} holds {workdir}", highlight=False)
     for entry in entries:
-        if entry["state"] != "done":
-            epoch = f" (epoch {entry['epoch']} saved)" if entry["epoch"] is not None else ""
-            console.print(f"{entry['state']}: {entry['label']} {entry['what']}{epoch}", highlight=False)
+        if entry.state != "done":
+            epoch = f" (epoch {entry.epoch} saved)" if entry.epoch is not None else ""
+            console.print(f"{entry.state}: {entry.label} {entry.what}{epoch}", highlight=False)
     left, unknown = training_time_left(entries)
-    if sum(entry["state"] != "done" for entry in entries) > unknown:  # some have an estimate
+    if sum(entry.state != "done" for entry in entries) > unknown:  # some have an estimate
         # Each run's time was measured as it was trained (two at a time under --jobs 2), so
         # N jobs finish the sum in about 1/N of it, less the idle tail of the last runs.
         console.print(f"about {left / 3600:.1f} h of training left at the pace of this work folder's finished runs "

@@ -14,14 +14,9 @@ from typer.testing import CliRunner
 
 from auxrec.cli import USER_ERROR_EXIT_CODE, app
 from auxrec.exceptions import ConfigError
-from auxrec.experiments.reproduce import (
-    ABLATION_ROWS,
-    TABLE1,
-    SeedCounts,
-    expand_targets,
-    planned_runs,
-    reproduce,
-)
+from auxrec.experiments.plan import ABLATION_ROWS, TABLE1, SeedCounts, expand_targets, planned_runs
+from auxrec.experiments.reproduce import reproduce
+from auxrec.experiments.run_folder import RunSettings
 from auxrec.experiments.specs import find_spec, load_spec
 
 TINY_SPEC = """
@@ -233,9 +228,9 @@ def test_dry_run_before_tuning_shows_runs_waiting_for_it(tmp_path: Path) -> None
     spec_path.write_text(TINY_SPEC + '\n[tuning]\ngrid = { learning_rate = [1e-3, 3e-3] }\n')
     spec = load_spec(spec_path)
     entries = Reproduction(spec, tmp_path / "work", tmp_path / "reports").status(["table1"], SeedCounts(1, 1, 1))
-    trials = [e for e in entries if e["stage"] == "tuning"]
-    runs = {e["label"]: e["state"] for e in entries if e["stage"] == "run"}
-    assert len(trials) == 14 and all(e["state"] == "to train" for e in trials)
+    trials = [e for e in entries if e.stage == "tuning"]
+    runs = {e.label: e.state for e in entries if e.stage == "run"}
+    assert len(trials) == 14 and all(e.state == "to train" for e in trials)
     assert runs["PopRec"] == "to train" and runs["SASRec+"] == "waits for tuning"
     with pytest.raises(ConfigError, match="nothing has finished"):
         reproduce(spec, ["table1"], tmp_path / "work", tmp_path / "reports", finished_only=True, progress=False)
@@ -340,34 +335,36 @@ def test_jobs_must_be_positive(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--jobs" in result.output
 
 
-def test_raising_min_epochs_keeps_runs_that_trained_that_long_anyway() -> None:
-    from auxrec.experiments.reproduce import _same_settings, table1_variant
+BERT4REC_CONFIG = {"max_length": 12}
 
-    variant = table1_variant("BERT4Rec")
-    model_config = {"max_length": 12}
+
+def same_settings(saved: dict, training: dict, epochs_trained: int) -> bool:
+    """Whether a saved BERT4Rec run (seed 0) is the run ``training`` asks for."""
+    return RunSettings("bert4rec", 0, BERT4REC_CONFIG, training, ()).matches({**saved, "seed": 0}, epochs_trained)
+
+
+def test_raising_min_epochs_keeps_runs_that_trained_that_long_anyway() -> None:
+    model_config = BERT4REC_CONFIG
     saved = {"model": "bert4rec", "model_config": model_config, "item_features": {},
              "training": {"patience": 2, "epochs": 200, "progress": False}}  # trained before min_epochs existed
     wanted = {"patience": 2, "epochs": 200, "min_epochs": 40, "progress": True}
-    assert _same_settings(saved, variant, model_config, wanted, epochs_trained=88)  # same trajectory
-    assert not _same_settings(saved, variant, model_config, wanted, epochs_trained=12)  # it stopped early
+    assert same_settings(saved, wanted, 88)  # same trajectory
+    assert not same_settings(saved, wanted, 12)  # it stopped early
     lower = {"model": "bert4rec", "model_config": model_config, "item_features": {},
              "training": {"patience": 2, "epochs": 200, "min_epochs": 60}}
-    assert not _same_settings(lower, variant, model_config, wanted, epochs_trained=88)  # might stop sooner now
+    assert not same_settings(lower, wanted, 88)  # might stop sooner now
 
 
 def test_another_epoch_cap_keeps_runs_that_early_stopping_ended_before_either_cap() -> None:
-    from auxrec.experiments.reproduce import _same_settings, table1_variant
-
-    variant = table1_variant("BERT4Rec")
-    model_config = {"max_length": 12}
+    model_config = BERT4REC_CONFIG
     saved = {"model": "bert4rec", "model_config": model_config, "item_features": {},
              "training": {"patience": 4, "epochs": 200}}
     raised = {"patience": 4, "epochs": 400}
-    assert _same_settings(saved, variant, model_config, raised, epochs_trained=188)  # stopped by patience
-    assert not _same_settings(saved, variant, model_config, raised, epochs_trained=200)  # the cap stopped it
+    assert same_settings(saved, raised, 188)  # stopped by patience
+    assert not same_settings(saved, raised, 200)  # the cap stopped it
     lowered = {"patience": 4, "epochs": 100}
-    assert _same_settings(saved, variant, model_config, lowered, epochs_trained=96)
-    assert not _same_settings(saved, variant, model_config, lowered, epochs_trained=188)  # would be cut at 100
+    assert same_settings(saved, lowered, 96)
+    assert not same_settings(saved, lowered, 188)  # would be cut at 100
 
 
 def test_a_run_without_weights_renders_but_cannot_be_evaluated_again(reproduced: dict, tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from auxrec.experiments.reproduce import Variant, _same_settings
-from auxrec.experiments.runs import current_revisions, recorded_revisions
+from auxrec.experiments.plan import Variant
+from auxrec.experiments.run_folder import RunSettings, current_revisions, recorded_revisions
 from auxrec.models.bert4rec import BERT4RecConfig
 from auxrec.models.bpr import BPRConfig
 from auxrec.models.sasrec import SASRecConfig
@@ -14,11 +14,17 @@ from auxrec.training.config import TrainingConfig
 
 def saved_config(model: str, model_config: object, features: dict | None = None, revisions: dict | None = None
                  ) -> dict:
-    config = {"model": model, "model_config": dataclasses.asdict(model_config),
+    config = {"model": model, "seed": 0, "model_config": dataclasses.asdict(model_config),
               "training": dataclasses.asdict(TrainingConfig()), "item_features": features or {}}
     if revisions is not None:
         config["revisions"] = revisions
     return config
+
+
+def same_settings(saved: dict, variant: Variant, model_config: dict, training: dict, epochs_trained: int) -> bool:
+    """Whether the saved run is ``variant``'s run (seed 0) with these settings."""
+    wanted = RunSettings(variant.model, 0, model_config, training, variant.features)
+    return wanted.matches(saved, epochs_trained)
 
 
 def test_runs_from_before_revisions_were_recorded_count_as_revision_one() -> None:
@@ -31,7 +37,7 @@ def test_old_sasrec_runs_are_retrained_but_unchanged_models_are_reused() -> None
     for model, config, reused in [("bpr", BPRConfig(), True), ("bert4rec", BERT4RecConfig(), True),
                                   ("sasrec", SASRecConfig(), False)]:  # SASRec's padding-position fix
         old = saved_config(model, config)
-        assert _same_settings(old, Variant(model, model), dataclasses.asdict(config), training, 5) is reused, model
+        assert same_settings(old, Variant(model, model), dataclasses.asdict(config), training, 5) is reused, model
 
 
 def test_old_sum_fusion_runs_are_retrained_concat_ones_reused() -> None:
@@ -40,7 +46,7 @@ def test_old_sum_fusion_runs_are_retrained_concat_ones_reused() -> None:
         config = BERT4RecConfig(aux_fusion=fusion)
         old = saved_config("bert4rec", config, {"text": {}})
         variant = Variant("BERT4Rec+", "bert4rec", aux=("text",), fusion=fusion)
-        assert _same_settings(old, variant, dataclasses.asdict(config), training, 5) is reused, fusion
+        assert same_settings(old, variant, dataclasses.asdict(config), training, 5) is reused, fusion
 
 
 def test_a_run_saved_now_is_reused() -> None:
@@ -49,7 +55,7 @@ def test_a_run_saved_now_is_reused() -> None:
     assert revisions == {"model": 2, "fusion": 2}
     saved = saved_config("sasrec", config, {"text": {}}, revisions)
     variant = Variant("SASRec+", "sasrec", aux=("text",), fusion="sum")
-    assert _same_settings(saved, variant, dataclasses.asdict(config), dataclasses.asdict(TrainingConfig()), 5)
+    assert same_settings(saved, variant, dataclasses.asdict(config), dataclasses.asdict(TrainingConfig()), 5)
 
 
 def test_a_setting_added_later_keeps_older_runs_reusable_at_its_default() -> None:
@@ -59,6 +65,6 @@ def test_a_setting_added_later_keeps_older_runs_reusable_at_its_default() -> Non
     removed = sorted(old["model_config"])[-1]  # as if this setting had not existed when the run was saved
     del old["model_config"][removed]
     del old["training"]["validation_protocol"]
-    assert _same_settings(old, Variant("BERT4Rec", "bert4rec"), dataclasses.asdict(config), training, 5)
+    assert same_settings(old, Variant("BERT4Rec", "bert4rec"), dataclasses.asdict(config), training, 5)
     other = dataclasses.asdict(config) | {"dropout": 0.5}
-    assert not _same_settings(old, Variant("BERT4Rec", "bert4rec"), other, training, 5)
+    assert not same_settings(old, Variant("BERT4Rec", "bert4rec"), other, training, 5)

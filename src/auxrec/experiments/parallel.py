@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,11 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from auxrec.exceptions import ConfigError, ResumeMismatch, RunError
+from auxrec.experiments.run_folder import RunFolder
+from auxrec.experiments.runs import train_run
 
 
 def available_cores() -> int:
@@ -41,14 +44,11 @@ def train_or_restart(arguments: dict[str, Any]) -> tuple[dict[str, Any], float]:
 
     Returns the run's metrics and its wall time in seconds.
     """
-    from auxrec.experiments.runs import train_run
-
     started = time.perf_counter()
     try:
         metrics = train_run(**arguments, resume=True)
     except ResumeMismatch:
-        run_dir = Path(arguments["out"])
-        shutil.rmtree(run_dir.with_name(f".{run_dir.name}.partial"), ignore_errors=True)
+        RunFolder(Path(arguments["out"])).discard_staging()
         metrics = train_run(**arguments, resume=False)
     return metrics, time.perf_counter() - started
 
@@ -73,8 +73,6 @@ def exit_when_orphaned(parent_pid: int, interval: float = 1.0,
 
 
 def _init_worker(threads: int, parent_pid: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
     exit_when_orphaned(parent_pid)
 

@@ -1,19 +1,10 @@
 """A run: one model trained on one prepared dataset with one seed, saved as a folder.
 
-Folder layout::
-
-    RUN/
-      config.json        resolved model/training config, seed, data, source of each value
-      versions.json      Python, auxrec and library versions, platform; device and torch threads of each (re)start
-      model/             the fitted model (reloadable without the config)
-      training_log.json  one record per epoch (neural models)
-      metrics.json       {"valid": {PROTOCOL: {METRIC: value}}, "test": {...}}
-      ranks/             per-user ranks, one Parquet file per split and protocol
-
-This is the only layer that seeds global RNGs (inside `seeded`, which restores them).
-A run is written to ``.RUN.partial`` beside its final place and renamed when complete,
-so a killed run never looks finished, and `train_run(..., resume=True)` continues it
-from its last epoch checkpoint.
+The folder's layout is `auxrec.experiments.run_folder.RunFolder`'s. This is the only
+layer that seeds global RNGs (inside `seeded`, which restores them). A run is written to
+its staging folder beside its final place and renamed when complete, so a killed run
+never looks finished, and `train_run(..., resume=True)` continues it from its last
+epoch checkpoint.
 """
 
 from __future__ import annotations
@@ -42,13 +33,15 @@ from auxrec.evaluation.breakdown import breakdown_of_result, complete_from_ranks
 from auxrec.evaluation.evaluator import NEGATIVE_STRATEGY, EvaluationResult, check_protocol, evaluate
 from auxrec.evaluation.negatives import load_or_draw_negatives
 from auxrec.exceptions import ConfigError, DamagedFile, ResumeMismatch, RunError
+from auxrec.experiments.run_folder import RunFolder, comparable_settings, recorded_revisions
 from auxrec.features.item_features import ItemFeatures
 from auxrec.features.resolve import resolve_item_features
-from auxrec.io import atomic_output, check_output_folder, mark_output, read_json
+from auxrec.io import atomic_output, check_output_folder, mark_output
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.models import lookup
 from auxrec.training.config import DISPLAY_ONLY, TrainingConfig
 from auxrec.training.trainer import fit as fit_model
+from auxrec.training.trainer import resolve_device
 
 DEFAULT_PROTOCOLS = ("sampled", "full")
 SPLITS = ("valid", "test")
@@ -72,18 +65,16 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _versions_with_hardware(previous: Path, device: str) -> dict[str, Any]:
+def _versions_with_hardware(run: RunFolder, device: str) -> dict[str, Any]:
     """`package_versions` plus what trained the run: on CPU, numbers depend on the thread count.
 
     ``trained_with`` lists each (re)start of the run; a resumed run keeps the earlier entries.
     """
-    from auxrec.training.trainer import resolve_device
-
     resolved = resolve_device(device)
     entry = {"device": str(resolved), "torch_threads": torch.get_num_threads(),
              "device_name": (torch.cuda.get_device_name(resolved) if resolved.type == "cuda"
                              else platform.processor() or platform.machine())}
-    earlier = read_json(previous).get("trained_with", []) if previous.is_file() else []
+    earlier = (run.read_versions() or {}).get("trained_with", [])
     return {**package_versions(), "trained_with": earlier if earlier[-1:] == [entry] else [*earlier, entry]}
 
 
@@ -121,38 +112,6 @@ def _describe_features(features: ItemFeatures | None) -> dict[str, Any]:
                    "items_present": coverage[name][0], "items": coverage[name][1]} for name in features.names}
 
 
-def recorded_revisions(config: dict[str, Any]) -> dict[str, int]:
-    """The model revisions a saved run was trained under; runs from before they were recorded are revision 1."""
-    if "revisions" in config:
-        return dict(config["revisions"])
-    return {"model": 1, **({"fusion": 1} if config.get("item_features") else {})}
-
-
-def current_revisions(model_name: str, model_config: dict[str, Any], with_features: bool) -> dict[str, int]:
-    """The revisions a run of ``model_name`` with ``model_config`` (a dict, as saved) would record now."""
-    model_class, config_class = lookup(model_name)
-    return dict(model_class.revisions(config_class(**model_config), with_features))
-
-
-def with_later_defaults(saved: dict[str, Any], config_class: type[Any]) -> dict[str, Any]:
-    """``saved`` settings plus the defaults of settings added to ``config_class`` since they were saved.
-
-    The rule for adding a setting: its default gives exactly the behaviour from before it
-    existed (a change of behaviour bumps the model's revision instead), so a run saved
-    before the setting existed is the run its default gives, and stays reusable.
-    """
-    defaults = {f.name: f.default for f in dataclasses.fields(config_class)
-                if f.default is not dataclasses.MISSING and f.name not in saved}
-    return json.loads(json.dumps({**saved, **defaults}))
-
-
-def comparable_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model settings, training settings) of a saved run config, completed with later defaults."""
-    _, config_class = lookup(config["model"])
-    return (with_later_defaults(config.get("model_config", {}), config_class),
-            with_later_defaults(config.get("training", {}), TrainingConfig))
-
-
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a run config that must match for a resume (display settings may differ)."""
     kept = {k: v for k, v in config.items() if k != "sources"}
@@ -177,9 +136,9 @@ def train_run(
 ) -> dict[str, Any]:
     """Train ``model_name`` on the prepared dataset ``data`` and write the run folder ``out``.
 
-    While training, the run lives in ``.OUT.partial`` beside ``out`` (with a checkpoint
-    after every epoch); ``resume=True`` continues an interrupted one with the same
-    settings. Returns the metrics written to ``metrics.json``.
+    While training, the run lives in its staging folder (`RunFolder.staging`) beside ``out``
+    (with a checkpoint after every epoch); ``resume=True`` continues an interrupted one with
+    the same settings. Returns the metrics written to ``metrics.json``.
     """
     _, config_class = lookup(model_name)
     for protocol in protocols:
@@ -188,6 +147,7 @@ def train_run(
     training, training_sources = resolve_config(TrainingConfig, training_layers or [])
     out = Path(out)
     check_output_folder(out, "run", overwrite, inputs=(data, *(feature_files or {}).values()))
+    run = RunFolder(out)
     dataset = PreparedDataset.load(data)
     if int(dataset.manifest.get("n_valid", 0)) == 0 or int(dataset.manifest.get("n_test", 0)) == 0:
         raise RunError(f"{data} has no validation or test targets (no user has the 3 or more interactions "
@@ -195,7 +155,7 @@ def train_run(
                        "prepare it again keeping more interactions per user")
     _draw_negatives_before_training(dataset, training.validation_protocol, protocols, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.partial")
+    staging = run.staging
     with seeded(seed):
         model, features = build_model(model_name, model_config, dataset, tuple(aux), feature_files)
     config = {
@@ -210,28 +170,27 @@ def train_run(
         "protocols": list(protocols),
         "sources": {"model_config": model_sources, "training": training_sources},
     }
-    if resume and (staging / "config.json").is_file():
-        previous = read_json(staging / "config.json")
-        if _comparable(previous) != _comparable(json.loads(json.dumps(config))):
+    if resume and staging.config_path.is_file():
+        if _comparable(staging.read_config()) != _comparable(json.loads(json.dumps(config))):
             raise ResumeMismatch(f"cannot resume {out}: the settings differ from the interrupted run's")
     else:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-    mark_output(staging, "run")
-    _write_json(staging / "config.json", config)
-    _write_json(staging / "versions.json", _versions_with_hardware(staging / "versions.json", training.device))
+        run.discard_staging()
+        staging.path.mkdir()
+    mark_output(staging.path, "run")
+    _write_json(staging.config_path, config)
+    _write_json(staging.versions_path, _versions_with_hardware(staging, training.device))
     started = time.perf_counter()
     with seeded(seed):
-        fit_model(model, dataset, training, seed, checkpoint_dir=staging, resume=resume)
+        fit_model(model, dataset, training, seed, checkpoint_dir=staging.path, resume=resume)
     fit_seconds = time.perf_counter() - started
-    model.save(staging / "model")
-    _write_json(staging / "training_log.json",
+    model.save(staging.model_path)
+    _write_json(staging.training_log_path,
                 {"fit_seconds": round(fit_seconds, 3), "epochs": model.training_log if model.trainable else []})
     metrics = _evaluate_into(staging, model, dataset, protocols, seed, {})
-    (staging / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete; model/ holds the weights
+    staging.checkpoint_path.unlink(missing_ok=True)  # the run is complete; model/ holds the weights
     if out.exists():
         shutil.rmtree(out)
-    os.replace(staging, out)
+    os.replace(staging.path, out)
     return metrics
 
 
@@ -264,10 +223,10 @@ def trained_on(run_dir: Path) -> str | None:
 
     A run resumed on another device names each, in order ("cpu ... + NVIDIA H200").
     """
-    path = Path(run_dir) / "versions.json"
-    if not path.is_file():
+    versions = RunFolder(run_dir).read_versions()
+    if versions is None:
         return None
-    starts = read_json(path).get("trained_with")
+    starts = versions.get("trained_with")
     if not starts:
         return "not recorded (run from before device records)"
     names = []
@@ -282,7 +241,7 @@ def trained_on(run_dir: Path) -> str | None:
 
 
 def _evaluate_into(
-    run_dir: Path, model: Any, dataset: PreparedDataset, protocols: tuple[str, ...], seed: int,
+    run: RunFolder, model: Any, dataset: PreparedDataset, protocols: tuple[str, ...], seed: int,
     metrics: dict[str, Any], breakdowns: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate, save ranks, and write ``breakdown.json`` (`auxrec.evaluation.breakdown`) then ``metrics.json``.
@@ -295,19 +254,19 @@ def _evaluate_into(
         for split in SPLITS:
             result = evaluate(model, dataset, split, protocol, seed)
             metrics.setdefault(split, {})[protocol] = result.metrics
-            _save_ranks(run_dir / "ranks", dataset, result)
+            _save_ranks(run.ranks_path, dataset, result)
             breakdowns.setdefault(split, {})[protocol] = breakdown_of_result(dataset, result)
-    _write_json(run_dir / "breakdown.json", complete_from_ranks(dataset, run_dir / "ranks", breakdowns))
-    _write_json(run_dir / "metrics.json", metrics)
+    _write_json(run.breakdown_path, complete_from_ranks(dataset, run.ranks_path, breakdowns))
+    _write_json(run.metrics_path, metrics)
     return metrics
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], Any, PreparedDataset]:
     """The config, fitted model and dataset of a finished run."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file() or not (run_dir / "model").is_dir():
-        raise RunError(f"{run_dir} is not a finished auxrec run (no config.json or model/)")
-    config = read_json(run_dir / "config.json")
+    run = RunFolder(run_dir)
+    if not run.config_path.is_file() or not run.model_path.is_dir():
+        raise RunError(f"{run_dir} is not a finished auxrec run (no {run.config_path.name} or {run.model_path.name}/)")
+    config = run.read_config()
     model_class, _ = lookup(config["model"])
     dataset = PreparedDataset.load(config["data"]["path"])
     if dataset.fingerprint != config["data"]["fingerprint"]:
@@ -316,7 +275,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Any, PreparedDataset]:
             "(fingerprint differs); evaluate against the data it was trained on"
         )
     try:
-        model = model_class.load(run_dir / "model")
+        model = model_class.load(run.model_path)
     except FileNotFoundError as missing:
         raise RunError(
             f"{run_dir} kept its metrics but not its model weights ({Path(missing.filename or '').name} is missing; "
@@ -326,7 +285,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Any, PreparedDataset]:
     except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as error:
         # torch reports a truncated weights file as "[Errno 22] Invalid argument" or a zip error
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DamagedFile(f"the saved model in {run_dir / 'model'} is damaged ({reason}); delete the run folder "
+        raise DamagedFile(f"the saved model in {run.model_path} is damaged ({reason}); delete the run folder "
                           "and train it again") from None
     return config, model, dataset
 
@@ -336,9 +295,7 @@ def evaluate_run(run_dir: Path, protocols: tuple[str, ...]) -> dict[str, Any]:
     for protocol in protocols:
         check_protocol(protocol)
     config, model, dataset = load_run(run_dir)
-    metrics_path = Path(run_dir) / "metrics.json"
-    metrics = read_json(metrics_path) if metrics_path.is_file() else {}
-    breakdown_path = Path(run_dir) / "breakdown.json"
-    breakdowns = read_json(breakdown_path) if breakdown_path.is_file() else {}
-    return _evaluate_into(Path(run_dir), model, dataset, protocols, int(config["seed"]), metrics, breakdowns)
+    run = RunFolder(run_dir)
+    return _evaluate_into(run, model, dataset, protocols, int(config["seed"]), run.read_metrics(),
+                          run.read_breakdowns())
 

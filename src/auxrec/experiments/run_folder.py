@@ -1,0 +1,198 @@
+"""A run folder's layout, and what its saved files say: the only place that names them.
+
+Layout::
+
+    RUN/
+      config.json        resolved model/training config, seed, data, source of each value
+      versions.json      Python, auxrec and library versions, platform; device and torch threads of each (re)start
+      model/             the fitted model (reloadable without the config)
+      training_log.json  one record per epoch (neural models)
+      metrics.json       {"valid": {PROTOCOL: {METRIC: value}}, "test": {...}}; written last, so it marks a finished run
+      breakdown.json     metrics per user group (`auxrec.evaluation.breakdown`)
+      ranks/             per-user ranks, one Parquet file per split and protocol
+
+While it trains, a run lives in ``.RUN.partial`` beside its final place, with the trainer's
+checkpoint (`auxrec.training.trainer.CHECKPOINT_NAME`) after every epoch, and is renamed
+when complete, so a killed run never looks finished.
+
+`RunSettings` says which saved runs are the run a reproduction asks for (the reuse check),
+reading saved configs the way `with_later_defaults` and `recorded_revisions` explain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auxrec.io import read_json
+from auxrec.models import lookup
+from auxrec.training.config import TrainingConfig, same_training
+from auxrec.training.trainer import CHECKPOINT_NAME, load_checkpoint
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder (finished or not); ``staging`` is where it trains."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    # -- where things are ------------------------------------------------------------
+    @property
+    def staging(self) -> RunFolder:
+        """``.NAME.partial`` beside this folder: the run while it trains."""
+        return RunFolder(self.path.with_name(f".{self.path.name}.partial"))
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def versions_path(self) -> Path:
+        return self.path / "versions.json"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def training_log_path(self) -> Path:
+        return self.path / "training_log.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def breakdown_path(self) -> Path:
+        return self.path / "breakdown.json"
+
+    @property
+    def ranks_path(self) -> Path:
+        return self.path / "ranks"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT_NAME
+
+    # -- what it holds ---------------------------------------------------------------
+    def is_finished(self) -> bool:
+        """Whether a run finished here (its metrics are written last)."""
+        return self.metrics_path.is_file()
+
+    def has_checkpoint(self) -> bool:
+        """Whether this (staging) folder holds an interrupted run that can resume."""
+        return self.checkpoint_path.is_file() and self.config_path.is_file()
+
+    def last_epoch(self) -> int:
+        """The last finished epoch of the checkpoint here."""
+        return int(load_checkpoint(self.checkpoint_path)["epoch"])
+
+    def read_config(self) -> dict[str, Any]:
+        return dict(read_json(self.config_path))
+
+    def read_metrics(self) -> dict[str, Any]:
+        """``metrics.json``, or nothing when the run has none yet."""
+        return dict(read_json(self.metrics_path)) if self.metrics_path.is_file() else {}
+
+    def read_breakdowns(self) -> dict[str, Any]:
+        return dict(read_json(self.breakdown_path)) if self.breakdown_path.is_file() else {}
+
+    def read_training_log(self) -> dict[str, Any]:
+        """``training_log.json``, or nothing when the run has none (yet)."""
+        return dict(read_json(self.training_log_path)) if self.training_log_path.is_file() else {}
+
+    def read_versions(self) -> dict[str, Any] | None:
+        return dict(read_json(self.versions_path)) if self.versions_path.is_file() else None
+
+    def epochs_trained(self) -> int:
+        return len(self.read_training_log().get("epochs", []))
+
+    # -- the reuse check ---------------------------------------------------------------
+    def holds(self, wanted: RunSettings) -> bool:
+        """Whether a finished run of ``wanted`` is here, so it is reused rather than trained."""
+        return self.is_finished() and wanted.matches(self.read_config(), self.epochs_trained())
+
+    def interrupted_epoch(self, wanted: RunSettings) -> int | None:
+        """The last saved epoch of an interrupted run of ``wanted`` in this folder's staging, if there is one."""
+        staging = self.staging
+        if staging.has_checkpoint() and wanted.matches(staging.read_config(), 0):
+            return staging.last_epoch()
+        return None
+
+    # -- removing ----------------------------------------------------------------------
+    def discard_staging(self) -> None:
+        shutil.rmtree(self.staging.path, ignore_errors=True)
+
+    def remove(self) -> None:
+        """Delete the run, finished or not."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.discard_staging()
+
+
+# -- what a saved config means ------------------------------------------------------------
+def recorded_revisions(config: Mapping[str, Any]) -> dict[str, int]:
+    """The model revisions a saved run was trained under; runs from before they were recorded are revision 1."""
+    if "revisions" in config:
+        return dict(config["revisions"])
+    return {"model": 1, **({"fusion": 1} if config.get("item_features") else {})}
+
+
+def current_revisions(model_name: str, model_config: Mapping[str, Any], with_features: bool) -> dict[str, int]:
+    """The revisions a run of ``model_name`` with ``model_config`` (a dict, as saved) would record now."""
+    model_class, config_class = lookup(model_name)
+    return dict(model_class.revisions(config_class(**model_config), with_features))
+
+
+def with_later_defaults(saved: Mapping[str, Any], config_class: type[Any]) -> dict[str, Any]:
+    """``saved`` settings plus the defaults of settings added to ``config_class`` since they were saved.
+
+    The rule for adding a setting: its default gives exactly the behaviour from before it
+    existed (a change of behaviour bumps the model's revision instead), so a run saved
+    before the setting existed is the run its default gives, and stays reusable.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)
+                if f.default is not dataclasses.MISSING and f.name not in saved}
+    return dict(json.loads(json.dumps({**saved, **defaults})))
+
+
+def comparable_settings(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model settings, training settings) of a saved run config, completed with later defaults."""
+    _, config_class = lookup(config["model"])
+    return (with_later_defaults(config.get("model_config", {}), config_class),
+            with_later_defaults(config.get("training", {}), TrainingConfig))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The run a reproduction asks for; a saved run with these settings is that run."""
+
+    model: str  # registry name
+    seed: int
+    model_config: Mapping[str, Any]  # resolved, as `dataclasses.asdict` gives it
+    training: Mapping[str, Any]  # resolved `TrainingConfig`, as a dict
+    features: tuple[str, ...]  # the item-feature modalities it trains with
+
+    def matches(self, config: Mapping[str, Any], epochs_trained: int) -> bool:
+        """Whether a saved run ``config`` (that trained ``epochs_trained`` epochs) is this run.
+
+        Training settings compare as `same_training` says; a run of an earlier model revision
+        (a fix changed its numbers since) is not this run and is retrained.
+        """
+        if config.get("seed") != self.seed or config.get("model") != self.model:
+            return False
+        wanted_model_config, wanted_training = comparable_settings(
+            {"model": self.model, "model_config": self.model_config, "training": self.training})
+        saved_model_config, saved_training = comparable_settings(config)
+        return (saved_model_config == wanted_model_config
+                and recorded_revisions(config) == current_revisions(self.model, wanted_model_config,
+                                                                    bool(self.features))
+                and same_training(saved_training, wanted_training, epochs_trained)
+                and sorted(config.get("item_features", {})) == sorted(self.features))
