@@ -51,6 +51,28 @@ def test_train_and_evaluate_write_a_complete_run(prepared_dir, tmp_path):
     assert set(metrics["test"]) == {"sampled", "full", "popularity"}
 
 
+def test_sequence_models_default_to_batches_of_128_sequences(prepared_dir, tmp_path):
+    """A model's own training defaults sit between TrainingConfig's and the user's settings."""
+    result = invoke("train", "sasrec", "--data", prepared_dir, "--out", tmp_path / "sasrec", "--epochs", 1,
+                    "--no-progress", "--set", "max_length=8", "--validation-protocol", "full")
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "sasrec" / "config.json").read_text())
+    assert config["training"]["batch_size"] == 128
+    assert config["sources"]["training"]["batch_size"] == "model defaults"
+
+    result = invoke("train", "sasrec", "--data", prepared_dir, "--out", tmp_path / "small", "--epochs", 1,
+                    "--no-progress", "--set", "max_length=8", "--validation-protocol", "full", "--batch-size", 16)
+    config = json.loads((tmp_path / "small" / "config.json").read_text())
+    assert config["training"]["batch_size"] == 16 and config["sources"]["training"]["batch_size"] == "command line"
+
+    result = invoke("train", "bpr", "--data", prepared_dir, "--out", tmp_path / "bpr", "--epochs", 1, "--no-progress")
+    config = json.loads((tmp_path / "bpr" / "config.json").read_text())
+    assert config["training"]["batch_size"] == 1024 and config["sources"]["training"]["batch_size"] == "default"
+
+    shown = " ".join(invoke("models", "sasrec").output.split())
+    assert "batch_size │ int │ 128" in shown
+
+
 def test_same_seed_same_metrics(prepared_dir, tmp_path):
     for name in ("a", "b"):
         assert invoke("train", "bpr", "--data", prepared_dir, "--out", tmp_path / name, "--epochs", 2,
@@ -167,8 +189,13 @@ def test_aux_on_a_model_without_features(prepared_dir, tmp_path):
 
 
 def test_option_for_another_model(prepared_dir, tmp_path):
+    result = invoke("train", "sasrec", "--data", prepared_dir, "--out", tmp_path / "r", "--mask-probability", "0.3")
+    assert_one_line_error(result, "unknown setting(s) mask_probability")
+
+
+def test_a_loss_the_model_does_not_have(prepared_dir, tmp_path):
     result = invoke("train", "bert4rec", "--data", prepared_dir, "--out", tmp_path / "r", "--loss", "bce")
-    assert_one_line_error(result, "unknown setting(s) loss")
+    assert_one_line_error(result, "BERT4RecConfig.loss")
 
 
 def test_missing_feature_file(prepared_dir, tmp_path):

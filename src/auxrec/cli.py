@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -160,8 +160,9 @@ def train(
     fusion: Annotated[str | None, typer.Option(help="how modalities are fused: concat or sum")] = None,
     features: Annotated[list[str] | None, typer.Option(
         help="NAME=PATH: your own item embeddings (.npz with 'ids' and 'vectors', or .npy + PATH.ids)")] = None,
-    loss: Annotated[str | None, typer.Option(help="SASRec loss: ce (full softmax) or bce (one sampled negative)")]
-    = None,
+    loss: Annotated[str | None, typer.Option(
+        help="ce (full softmax), sampled (sampled softmax for large catalogues; --set n_negatives=N) or, SASRec "
+             "only, bce (one sampled negative)")] = None,
     max_len: Annotated[int | None, typer.Option(help="maximum sequence length (200 for MovieLens, 50 short)")] = None,
     hidden_dim: Annotated[int | None, typer.Option(help="model width d")] = None,
     n_blocks: Annotated[int | None, typer.Option(help="transformer blocks")] = None,
@@ -215,6 +216,8 @@ def train(
     metrics = train_run(model, data, out, seed, model_layers, training_layers,
                         tuple(protocol) if protocol else DEFAULT_PROTOCOLS, overwrite,
                         aux=modalities, feature_files=feature_files, resume=resume)
+    if not metrics:  # a torchrun process other than the main one, which reports for all
+        return
     label = model + ("+" if modalities else "")
     for protocol_name, values in metrics["test"].items():
         _print_metrics(f"{label} — test, {protocol_name}", {label: values})
@@ -270,19 +273,20 @@ def breakdown(
     from auxrec.data.dataset import PreparedDataset
     from auxrec.evaluation.breakdown import complete_from_ranks
     from auxrec.exceptions import RunError
-    from auxrec.io import read_json
+    from auxrec.experiments.run_folder import RunFolder
 
-    if not (run / "config.json").is_file():
-        raise RunError(f"{run} is not an auxrec run (no config.json)")
-    if (run / "breakdown.json").is_file():
-        breakdowns = read_json(run / "breakdown.json")
+    folder = RunFolder(run)
+    if not folder.config_path.is_file():
+        raise RunError(f"{run} is not an auxrec run (no {folder.config_path.name})")
+    if folder.breakdown_path.is_file():
+        breakdowns = folder.read_breakdowns()
     else:  # a run from before breakdown.json: compute it from the saved ranks
-        config = read_json(run / "config.json")
+        config = folder.read_config()
         dataset = PreparedDataset.load(config["data"]["path"])
         if dataset.fingerprint != config["data"]["fingerprint"]:
             raise RunError(f"the dataset at {config['data']['path']} changed since {run} was trained (fingerprint "
                            "differs); breakdowns need the data the run was evaluated on")
-        breakdowns = complete_from_ranks(dataset, run / "ranks", {})
+        breakdowns = complete_from_ranks(dataset, folder.ranks_path, {})
     groups = breakdowns.get(split, {}).get(protocol)
     if groups is None:
         available = sorted({f"{s}/{p}" for s, by_protocol in breakdowns.items() for p in by_protocol})
@@ -358,8 +362,18 @@ def reproduce(
                                                                             "embedded in the work folder, without the "
                                                                             "raw data or encoders (e.g. a work folder "
                                                                             "copied to a GPU machine)")] = False,
+    executor: Annotated[Literal["local", "ray"], typer.Option(help="local: a process pool of --jobs on this "
+                                                                   "machine; ray: each run a Ray task on a "
+                                                                   "cluster (--ray-address) or a local Ray")]
+    = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to submit to (auto, ray://HOST:10001); "
+                                                         "default: RAY_ADDRESS, else a local Ray instance")] = None,
+    cpus_per_run: Annotated[int, typer.Option(help="with --executor ray: CPUs (torch threads) per run")] = 1,
+    gpus_per_run: Annotated[float, typer.Option(help="with --executor ray: GPUs per run (0.25 packs four runs "
+                                                     "on a GPU)")] = 0.0,
 ) -> None:
     """Reproduce the paper's tables and figures on a dataset; finished runs are reused, never retrained."""
+    from auxrec.experiments.ray_executor import RayExecutor
     from auxrec.experiments.reproduce import reproduce as run_reproduction
     from auxrec.experiments.specs import find_spec, load_spec
 
@@ -376,6 +390,7 @@ def reproduce(
         reports, protocols=protocol, seeds=seeds,
         log=lambda text: console.print(text, highlight=False), progress=progress, jobs=jobs,
         finished_only=finished_only, cached_features=cached_features,
+        executor=RayExecutor(ray_address, cpus_per_run, gpus_per_run) if executor == "ray" else None,
     )
     for path in summary["files"]:
         if str(path).endswith(".md") and "table" in Path(path).name:
@@ -439,13 +454,15 @@ def models(
                           escape(summary.splitlines()[0]) if summary else "")
         console.print(table)
         return
-    _, config_class = lookup(name)
-    for title, settings_class in ((f"{name} model settings (--set KEY=VALUE)", config_class),
-                                  ("training settings (flags such as --epochs, or --config)", TrainingConfig)):
+    model_class, config_class = lookup(name)
+    for title, settings_class, defaults in (
+            (f"{name} model settings (--set KEY=VALUE)", config_class, {}),
+            (f"training settings of {name} (flags such as --epochs, or --config)", TrainingConfig,
+             getattr(model_class, "training_defaults", {}))):
         table = Table(title=title)
         for column in ("setting", "type", "default", "meaning"):
             table.add_column(column)
-        for setting in describe_settings(settings_class):
+        for setting in describe_settings(settings_class, defaults):
             table.add_row(setting.name, escape(setting.type), escape(json.dumps(setting.default)),
                           escape(setting.description))
         console.print(table)
@@ -468,8 +485,8 @@ def encoders() -> None:
 @app.command("add-items")
 @user_errors_as_one_line
 def add_items(
-    run: Annotated[Path, typer.Argument(help="run folder of SASRec+/BERT4Rec+ (trained with --aux; best with "
-                                             "--set aux_on_output=true)")],
+    run: Annotated[Path, typer.Argument(help="run folder of SASRec+/BERT4Rec+ (trained with --aux and content on "
+                                             "the output side, the default)")],
     items: Annotated[Path, typer.Option(help="new items, .csv or .parquet, with an item_id column and the "
                                              "dataset's item columns (text, image path, attributes)")],
     neighbours: Annotated[int, typer.Option(help="borrow a new item's id embedding from its N content-nearest "

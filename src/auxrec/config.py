@@ -73,15 +73,21 @@ def _type_name(annotation: Any) -> str:
     return "null" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
-def describe_settings(config_class: type[Any]) -> list[SettingDoc]:
-    """Every field of a config dataclass: name, type, default and the ``Field(description=...)`` it carries."""
+def describe_settings(config_class: type[Any], defaults: dict[str, Any] | None = None) -> list[SettingDoc]:
+    """Every field of a config dataclass: name, type, default and the ``Field(description=...)`` it carries.
+
+    ``defaults`` replaces the class's own default of the fields it names (a model's
+    ``training_defaults``), so what is shown is what a run gets.
+    """
+    defaults = defaults or {}
     hints = typing.get_type_hints(config_class, include_extras=True)
     documented = []
     for field in dataclasses.fields(config_class):
         annotation = hints[field.name]
         metadata = typing.get_args(annotation)[1:] if typing.get_origin(annotation) is typing.Annotated else ()
         description = next((m.description for m in metadata if getattr(m, "description", None)), "")
-        documented.append(SettingDoc(field.name, _type_name(annotation), field.default, description))
+        documented.append(SettingDoc(field.name, _type_name(annotation), defaults.get(field.name, field.default),
+                                     description))
     return documented
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from auxrec.exceptions import DamagedFile, FolderBusy, OutputFolderError
+from auxrec.run_layout import CONFIG_NAME as RUN_CONFIG_NAME
+from auxrec.run_layout import PARTIAL_SUFFIX
 
 FILE_MODE = 0o644
 OUTPUT_MARKER = ".auxrec-output"  # {"kind": ...}: this folder was written by auxrec
@@ -33,7 +35,7 @@ OUTPUT_KINDS = {"prepared": "a prepared dataset", "run": "a run", "generated": "
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path | str, suffix: str = ".partial") -> Iterator[Path]:
+def atomic_output(path: Path | str, suffix: str = PARTIAL_SUFFIX) -> Iterator[Path]:
     """Yield a temporary path to write; it becomes ``path`` when the block succeeds.
 
     ``suffix`` lets writers that pick a format from the name (``np.savez`` adds ``.npz``
@@ -180,7 +182,7 @@ def output_kind(folder: Path | str) -> str | None:
     manifest = _read_json(folder / "manifest.json")
     if isinstance(manifest, dict) and {"fingerprint", "format_version"} <= set(manifest):
         return "prepared"
-    config = _read_json(folder / "config.json")
+    config = _read_json(folder / RUN_CONFIG_NAME)
     if isinstance(config, dict) and {"model", "seed", "data"} <= set(config):
         return "run"
     if (folder / "auxrec-source.json").is_file() and (folder / "latent" / "config.json").is_file():

@@ -5,6 +5,8 @@ example ever pulled towards a user; with ``aux_on_output`` its score still follo
 content.
 """
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,3 +113,51 @@ def test_content_reaches_the_output_only_when_asked(cold_start):
             after = model.output_embeddings()[cold[0]]
         assert torch.equal(before, after) != aux_on_output
         assert model.output_embeddings().shape == (dataset.n_items + 1, 32)  # never a [MASK] row
+
+
+@pytest.mark.parametrize("model_name", ["sasrec", "bert4rec"])
+def test_items_without_training_interactions_keep_a_zero_id_embedding(model_name, cold_start):
+    """aux_unseen_items="content" (the default): never-seen items are their content alone, through training."""
+    dataset, features, cold, _ = cold_start
+    training = TrainingConfig(epochs=3, batch_size=64, learning_rate=5e-3, weight_decay=0.1, patience=10,
+                              eval_every=3, validation_protocol="full", progress=False)
+    rows = {}
+    for setting in ("content", "id"):
+        model = build(model_name, dataset, features)
+        model.config = dataclasses.replace(model.config, aux_unseen_items=setting)
+        with seeded(0):
+            fit(model, dataset, training, 0)
+        rows[setting] = model.item_embedding.weight.detach()
+    warm = np.setdiff1d(np.arange(1, dataset.n_items + 1), cold)
+    assert torch.count_nonzero(rows["content"][cold]) == 0
+    assert (rows["content"][warm].abs().sum(1) > 0).all()
+    assert (rows["id"][cold].abs().sum(1) > 0).all()
+
+
+def test_runs_saved_before_the_setting_read_as_the_id_behaviour_they_had():
+    from auxrec.experiments.run_folder import with_later_defaults
+
+    saved = dataclasses.asdict(SASRecConfig())
+    del saved["aux_unseen_items"]
+    assert with_later_defaults(saved, SASRecConfig)["aux_unseen_items"] == "id"
+    assert SASRecConfig().aux_unseen_items == "content"
+
+
+def test_an_id_only_run_is_compared_without_the_fusion_settings():
+    """A fusion default changed later must not make a finished SASRec (no item features) another run."""
+    from auxrec.experiments.run_folder import RunSettings, current_revisions
+
+    saved_config = dataclasses.asdict(SASRecConfig())
+    del saved_config["aux_unseen_items"]  # saved before the setting existed
+    saved = {"model": "sasrec", "seed": 0, "model_config": {**saved_config, "aux_on_output": True},
+             "training": dataclasses.asdict(TrainingConfig()), "item_features": {},
+             "revisions": current_revisions("sasrec", dataclasses.asdict(SASRecConfig()), False)}
+    wanted = RunSettings("sasrec", 0, dataclasses.asdict(SASRecConfig()), dataclasses.asdict(TrainingConfig()), ())
+    assert wanted.matches(saved, epochs_trained=3)
+    with_features = RunSettings("sasrec", 0, dataclasses.asdict(SASRecConfig()),
+                                dataclasses.asdict(TrainingConfig()), ("text",))
+    saved_plus = {**saved, "model_config": saved_config, "item_features": {"text": {}},
+                  "revisions": current_revisions("sasrec", dataclasses.asdict(SASRecConfig()), True)}
+    assert not with_features.matches(saved_plus, epochs_trained=3)  # aux_unseen_items: id then, content now
+    saved_plus["model_config"] = {**saved_config, "aux_unseen_items": "content"}
+    assert with_features.matches(saved_plus, epochs_trained=3)

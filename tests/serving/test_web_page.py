@@ -2,7 +2,8 @@
 
 The server runs under uvicorn in a background thread on a free port of 127.0.0.1; the page
 must show exactly what the JSON API answers, and must never request anything from
-anywhere else (no CDN, no web font).
+anywhere else (no CDN, no web font). It serves the SASRec+ run with one item added by
+`auxrec add-items` (``run_with_added_item``), which the page marks "new".
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ READY = '[data-testid=recommendations][data-state=ready][data-for="{}"]'
 
 
 @pytest.fixture(scope="module")
-def server(trained_runs: dict[str, Path]) -> Iterator[str]:
+def server(run_with_added_item: dict[str, Any]) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(load_run(trained_runs["sasrec_plus"])), host="127.0.0.1", port=port,
+    config = uvicorn.Config(create_app(load_run(run_with_added_item["run"])), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="on")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -93,6 +94,13 @@ def user_options(page: Any) -> list[str]:
 
 def shown(page: Any, testid: str) -> list[str]:
     return list(page.eval_on_selector_all(f"[data-testid={testid}]", "els => els.map(e => e.dataset.itemId)"))
+
+
+def badged(page: Any, testid: str) -> list[str]:
+    """Ids of the ``testid`` cards that show the "new" badge (items added after training)."""
+    return list(page.eval_on_selector_all(
+        f"[data-testid={testid}]",
+        "els => els.filter(e => e.querySelector('[data-testid=new-badge]')).map(e => e.dataset.itemId)"))
 
 
 def test_picking_a_user_shows_the_apis_recommendations(page: Any, server: str) -> None:
@@ -158,3 +166,29 @@ def test_a_recommended_item_shows_its_details_and_similar_items(page: Any, serve
     page.click("[data-testid=add-to-history]")  # into a new history, which switches mode
     page.wait_for_selector(READY.format(f"history:{item}"))
     assert shown(page, "rec-card") == api_recommend(server, history=[item], k=10)
+
+
+def test_items_added_after_training_wear_a_new_badge(page: Any, server: str,
+                                                     run_with_added_item: dict[str, Any]) -> None:
+    new, twin, user = run_with_added_item["item"], run_with_added_item["twin"], run_with_added_item["user"]
+    page.click(f'[data-testid=user-option][data-user-id="{user}"]')
+    page.wait_for_selector(READY.format(f"user:{user}"))
+    recommended = shown(page, "rec-card")
+    assert recommended == api_recommend(server, user=user, k=10) and {new, twin} <= set(recommended)
+    assert badged(page, "rec-card") == [new]  # the added item, and none of the trained ones
+    badge = f'[data-testid=rec-card][data-item-id="{new}"] [data-testid=new-badge]'
+    assert page.is_visible(badge) and page.inner_text(badge).strip().lower() == "new"
+    count = len(httpx.get(f"{server}/users/{user}/history", params={"limit": 30}).json()["items"])
+    page.wait_for_function(f"document.querySelectorAll('[data-testid=history-card]').length === {count}")
+    assert badged(page, "history-card") == []  # a known user's history holds trained items only
+
+    page.click("[data-testid=mode-history]")  # the added item in a new user's history
+    page.fill("[data-testid=item-search]", new)
+    page.wait_for_selector(f'[data-testid=item-results][data-query="{new}"] [data-testid=item-result]')
+    assert shown(page, "item-result") == [new]
+    page.click(f'[data-testid=item-result][data-item-id="{new}"]')
+    page.wait_for_selector(READY.format(f"history:{new}"))
+    assert badged(page, "history-card") == [new]
+    assert page.is_visible(f'[data-testid=history-card][data-item-id="{new}"] [data-testid=new-badge]')
+    assert shown(page, "rec-card") == api_recommend(server, history=[new], k=10)
+    assert badged(page, "rec-card") == []  # the only added item is in the history, so not recommended

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from auxrec.experiments.reproduce import TABLE1
+from auxrec.experiments.run_folder import RunFolder
 
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
 keep = {f"runs/{variant.key}/seed-0" for variant in TABLE1}
@@ -16,11 +17,11 @@ n_files = n_weights = 0
 with tarfile.open(out, "w:gz") as tar:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if rel.parts[0] == "prepared" or not path.is_file() or any(p.endswith(".partial") for p in rel.parts):
+        if rel.parts[0] == "prepared" or not path.is_file() or RunFolder.is_unfinished(rel):
             continue
-        if path.name == "checkpoint.pt" or path.name == ".lock":
+        if path == RunFolder(path.parent).checkpoint_path or path.name == ".lock":
             continue
-        if path.name == "weights.pt":
+        if path == RunFolder(path.parent.parent).weights_path:  # RUN/model/weights.pt
             if str(rel.parent.parent) not in keep:
                 continue
             state = torch.load(path, map_location="cpu", weights_only=True)

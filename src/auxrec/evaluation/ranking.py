@@ -4,12 +4,23 @@ The target ranks below every candidate whose score is greater than **or equal to
 own: ``r = 1 + #{candidates c != target : score(c) >= score(target)}``. A model that
 gives every item the same score therefore gets the worst possible rank, never a lucky
 one. A NaN target score also ranks last; NaN candidate scores never beat the target.
+
+Under the full protocols the catalogue can be scored a range of items at a time
+(`rank_among_item_ranges`, `top_k_among_item_ranges`): memory then holds users × chunk
+scores, not users × catalogue, and the ranks are the same counts summed over the chunks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
+
+# scores(start, stop) → (B, stop − start) scores of the items start … stop − 1 (column = item id − start).
+ItemRangeScores = Callable[[int, int], torch.Tensor]
+# excluded(start, stop) → (B, stop − start) True at items that do not compete (a user's history).
+ItemRangeMask = Callable[[int, int], torch.Tensor]
 
 
 def rank_first_column(scores: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -46,3 +57,93 @@ def rank_among_all(
     ranks = 1 + ((scores_t >= target_scores[:, None]) & competes).sum(dim=1)
     ranks = torch.where(torch.isnan(target_scores), 1 + competes.sum(dim=1), ranks)
     return ranks.cpu().numpy().astype(np.int64)
+
+
+def item_ranges(n_columns: int, item_chunk: int) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive ranges of at most ``item_chunk`` columns covering 0 … n_columns − 1."""
+    if item_chunk < 1:
+        raise ValueError(f"item_chunk must be at least 1, got {item_chunk}")
+    return [(start, min(start + item_chunk, n_columns)) for start in range(0, n_columns, item_chunk)]
+
+
+def rank_among_item_ranges(
+    scores: ItemRangeScores,
+    n_columns: int,
+    item_chunk: int,
+    targets: np.ndarray,
+    excluded: ItemRangeMask | None = None,
+) -> np.ndarray:
+    """`rank_among_all` of the (B, n_columns) scores that ``scores`` gives ``item_chunk`` columns at a time.
+
+    The ranks are identical to `rank_among_all` on the whole matrix, ties included: a
+    rank is a count, and counts add up over the ranges. Each target's own score is read
+    from the range that holds it, computed like its competitors' scores, so a tie is a tie
+    exactly as it was in one piece. That takes a first pass over the ranges that hold
+    targets; the range scored last there is reused, so a catalogue within one range is
+    scored once.
+    """
+    ranges = item_ranges(n_columns, item_chunk)
+    targets_t = torch.as_tensor(targets, dtype=torch.long)
+    target_scores = torch.full((len(targets_t),), torch.nan)
+    target_range = targets_t // item_chunk
+    last: tuple[int, torch.Tensor] | None = None
+    for index in torch.unique(target_range).tolist():
+        start, stop = ranges[index]
+        chunk = scores(start, stop).float()
+        rows = torch.nonzero(target_range == index).flatten()
+        target_scores[rows] = chunk[rows, targets_t[rows] - start]
+        last = (index, chunk)
+    beaten_or_tied = torch.zeros(len(targets_t), dtype=torch.long)
+    competing = torch.zeros(len(targets_t), dtype=torch.long)
+    order = list(range(len(ranges)))
+    if last is not None:  # count the range still in hand first
+        order.remove(last[0])
+        order.insert(0, last[0])
+    for index in order:
+        start, stop = ranges[index]
+        chunk = last[1] if last is not None and index == last[0] else scores(start, stop).float()
+        # Competitors: every real item except the target itself and the excluded ones.
+        competes = torch.ones_like(chunk, dtype=torch.bool)
+        if start == 0:
+            competes[:, 0] = False  # padding
+        if excluded is not None:
+            competes &= ~excluded(start, stop)
+        rows = torch.nonzero(target_range == index).flatten()
+        competes[rows, targets_t[rows] - start] = False
+        beaten_or_tied += ((chunk >= target_scores[:, None]) & competes).sum(dim=1)
+        competing += competes.sum(dim=1)
+    ranks = torch.where(torch.isnan(target_scores), 1 + competing, 1 + beaten_or_tied)
+    return ranks.cpu().numpy().astype(np.int64)
+
+
+def top_k_among_item_ranges(
+    scores: ItemRangeScores,
+    n_columns: int,
+    item_chunk: int,
+    k: int,
+    excluded: ItemRangeMask | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, item ids), each (B, min(k, n_columns)): the best items, ``item_chunk`` columns at a time.
+
+    Memory holds B × (item_chunk + k) scores: each range's scores are merged with the best k
+    so far. Padding (column 0) and ``excluded`` items score -inf, so they come last and an
+    entry scored -inf is no recommendation. Among equal scores the lower item id comes first
+    (a fixed choice, unlike `torch.topk`'s unspecified order).
+    """
+    best_values: torch.Tensor | None = None
+    best_items: torch.Tensor | None = None
+    for start, stop in item_ranges(n_columns, item_chunk):
+        chunk = scores(start, stop).float().clone()
+        if start == 0:
+            chunk[:, 0] = -torch.inf
+        if excluded is not None:
+            chunk[excluded(start, stop)] = -torch.inf
+        items = torch.arange(start, stop).expand(len(chunk), -1)
+        if best_values is not None and best_items is not None:
+            # The best so far hold lower ids than this range and come first, so a stable sort
+            # keeps the lower id first among equal scores.
+            chunk, items = torch.cat([best_values, chunk], dim=1), torch.cat([best_items, items], dim=1)
+        order = torch.sort(chunk, dim=1, descending=True, stable=True).indices[:, :k]
+        best_values, best_items = chunk.gather(1, order), items.gather(1, order)
+    assert best_values is not None and best_items is not None
+    return best_values, best_items

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -83,6 +83,16 @@ def worker_pool(workers: int, threads: int) -> ProcessPoolExecutor:
                                initializer=_init_worker, initargs=(threads, os.getpid()))
 
 
+class Executor(Protocol):
+    """Trains a batch of runs: this module's `RunExecutor`, or `auxrec.experiments.ray_executor.RayExecutor`."""
+
+    @property
+    def description(self) -> str: ...
+
+    def run(self, tasks: Sequence[dict[str, Any]],
+            on_done: Callable[[int, dict[str, Any], float], None]) -> None: ...
+
+
 class RunExecutor:
     """Runs `train_or_restart` tasks, ``jobs`` at a time; ``jobs=1`` trains inline."""
 
@@ -91,6 +101,10 @@ class RunExecutor:
             raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
         self.jobs = jobs
         self.threads = max(1, available_cores() // self.jobs)
+
+    @property
+    def description(self) -> str:
+        return f"{self.jobs} at a time"
 
     def run(self, tasks: Sequence[dict[str, Any]], on_done: Callable[[int, dict[str, Any], float], None]) -> None:
         """Train every task; ``on_done(index, metrics, seconds)`` is called as each finishes.

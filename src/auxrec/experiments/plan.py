@@ -2,7 +2,7 @@
 
 - **Table 1**: PopRec, BPR, TransRec, BERT4Rec, KeBERT4Rec, SASRec, BERT4Rec+, SASRec+;
 - **Table 2**: paired t-tests of NDCG@10, BERT4Rec vs BERT4Rec+ and SASRec vs SASRec+;
-- **Table 3**: the 11 modality/fusion variants of BERT4Rec+ and SASRec+;
+- **Table 3**: the 11 modality/fusion variants of BERT4Rec+ and SASRec+, and the paper's plain fusion;
 - **Figure 2**: a case study of two users; **Figure 3**: SASRec+ attention by user cluster.
 
 Everything here is pure: nothing reads or writes a file.
@@ -33,13 +33,17 @@ class Variant:
     aux: tuple[str, ...] = ()
     fusion: str | None = None  # None = the model's default (only meaningful with aux)
     tuned_as: str = ""  # whose tuned hyperparameters it uses ("" = its own label)
+    # Model settings of this variant over the spec's, e.g. the paper's plain fusion, and the
+    # folder-name suffix that tells its runs apart.
+    settings: tuple[tuple[str, Any], ...] = ()
+    suffix: str = ""
 
     @property
     def key(self) -> str:
         """Folder name: ``sasrec``, ``sasrec+text-image-tabular.concat``..."""
         if not self.aux:
             return self.model
-        return f"{self.model}+{'-'.join(self.aux)}.{self.fusion or 'concat'}"
+        return f"{self.model}+{'-'.join(self.aux)}.{self.fusion or 'concat'}{self.suffix}"
 
     @property
     def tuning_label(self) -> str:
@@ -64,7 +68,13 @@ class AblationRow:
     label: str
     aux: tuple[str, ...]
     fusion: str
+    settings: tuple[tuple[str, Any], ...] = ()
+    suffix: str = ""
 
+
+# The paper's form of the fusion (issue 13): content on the input side only, its map starting
+# random; the library's default adds content on the output side too (docs/models.md).
+PAPER_FORM = (("aux_on_output", False), ("aux_init", "paper"))
 
 TABLE1 = (
     Variant("PopRec", "poprec"),
@@ -91,6 +101,8 @@ ABLATION_ROWS = (
     AblationRow("(9) Summed: w/o tabular", ("text", "image"), "sum"),
     AblationRow("(10) Summed: w/o image", ("text", "tabular"), "sum"),
     AblationRow("(11) Summed: w/o text", ("image", "tabular"), "sum"),
+    AblationRow("(12) The paper's form: concatenated, input side only", ALL_MODALITIES, "concat", PAPER_FORM,
+                ".input-only"),
 )
 ABLATION_FAMILIES = (("BERT4Rec+", "bert4rec"), ("SASRec+", "sasrec"))  # (Table 1 label, model)
 FIGURE2_MODELS = ("BERT4Rec", "BERT4Rec+", "SASRec", "SASRec+")
@@ -115,8 +127,9 @@ def ablation_variants() -> list[Ablation]:
     cells = []
     for family, model in ABLATION_FAMILIES:
         for row in ABLATION_ROWS:
-            variant = Variant(f"{family} {row.label}", model, row.aux, row.fusion, tuned_as=family)
-            if row.aux == ALL_MODALITIES and row.fusion == "concat":
+            variant = Variant(f"{family} {row.label}", model, row.aux, row.fusion, tuned_as=family,
+                              settings=row.settings, suffix=row.suffix)
+            if row.aux == ALL_MODALITIES and row.fusion == "concat" and not row.settings:
                 variant = table1_variant(family)
             cells.append(Ablation(row.label, family, variant))
     return cells

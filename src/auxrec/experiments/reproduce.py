@@ -38,7 +38,7 @@ from auxrec.data.prepare import MANIFEST_NAME, PrepareOptions, prepare_dataset, 
 from auxrec.data.synthetic import SyntheticConfig, write_synthetic
 from auxrec.evaluation.evaluator import check_protocol
 from auxrec.exceptions import ConfigError
-from auxrec.experiments.parallel import RunExecutor, train_or_restart
+from auxrec.experiments.parallel import Executor, RunExecutor
 from auxrec.experiments.plan import (
     TABLE1,
     UNTUNED,
@@ -53,7 +53,7 @@ from auxrec.experiments.plan import (
     tuning_labels,
 )
 from auxrec.experiments.run_folder import RunFolder, RunSettings
-from auxrec.experiments.runs import evaluate_run, load_run, trained_on, training_seconds
+from auxrec.experiments.runs import evaluate_run, load_run, resolve_training, trained_on, training_seconds
 from auxrec.experiments.specs import ReproductionSpec
 from auxrec.experiments.status import State, StatusEntry, training_time_left
 from auxrec.experiments.tuning import CRITERION, ScoredTrial, Trial, choose, trials_of
@@ -63,7 +63,6 @@ from auxrec.io import exclusive_folder, read_json
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.models import lookup
 from auxrec.reporting.reproduction_report import ReportedRun, render, write_index
-from auxrec.training.config import TrainingConfig
 
 # Imported from here by tools and tests; defined in `plan` and `status`.
 __all__ = ["TABLE1", "Reproduction", "RunRecord", "SeedCounts", "expand_targets", "reproduce",
@@ -97,6 +96,7 @@ class Reproduction:
     def __init__(
         self, spec: ReproductionSpec, workdir: Path, reports: Path, log: Callable[[str], None] = print,
         progress: bool = True, jobs: int = 1, finished_only: bool = False, cached_features: bool = False,
+        executor: Executor | None = None,
     ) -> None:
         self.spec = spec
         # Train on the item features already embedded in the work folder, without the raw
@@ -104,7 +104,7 @@ class Reproduction:
         self.cached_features = cached_features
         # Interim reports while a long reproduction trains: use finished runs, train nothing.
         self.finished_only = finished_only
-        self.executor = RunExecutor(jobs)
+        self.executor: Executor = executor or RunExecutor(jobs)
         self.workdir = Path(workdir)
         self.reports = Path(reports)
         self.log = log
@@ -191,7 +191,7 @@ class Reproduction:
         model_spec = self.spec.models.get(variant.model)
         model_layers: Layers = [(f"spec models.{variant.model}.model", dict(model_spec.model) if model_spec else {})]
         if variant.aux and variant.fusion:
-            model_layers.append(("variant", {"aux_fusion": variant.fusion}))
+            model_layers.append(("variant", {"aux_fusion": variant.fusion, **dict(variant.settings)}))
         trainable = lookup(variant.model)[0].trainable  # the spec's [training] is for the gradient loop
         training_layers: Layers = [
             ("spec training", dict(self.spec.training) if trainable else {}),
@@ -206,7 +206,7 @@ class Reproduction:
         _, config_class = lookup(variant.model)
         model_layers, training_layers = self._layers(variant, values)
         model_config, _ = resolve_config(config_class, model_layers)
-        training, _ = resolve_config(TrainingConfig, training_layers)
+        training, _ = resolve_training(variant.model, training_layers)
         return RunSettings(variant.model, seed, dataclasses.asdict(model_config), dataclasses.asdict(training),
                            variant.features)
 
@@ -353,7 +353,7 @@ class Reproduction:
             plan = [PlannedRun(request.variant, request.seed) for request in requests]
         progress = _progress_bar(self.progress, len(plan))
         with progress:
-            task = progress.add_task(f"runs ({self.executor.jobs} at a time)", total=len(plan))
+            task = progress.add_task(f"runs ({self.executor.description})", total=len(plan))
             done = 0
 
             def describe(index: int, metrics: dict[str, Any], how: str) -> None:
@@ -457,9 +457,11 @@ def reproduce(
     spec: ReproductionSpec, targets: Sequence[str], workdir: Path, reports: Path,
     protocols: Sequence[str] | None = None, seeds: int | None = None, log: Callable[[str], None] = print,
     progress: bool = True, jobs: int = 1, finished_only: bool = False, cached_features: bool = False,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run what ``targets`` need (reusing finished runs, training ``jobs`` at a time) and render their reports.
 
+    ``executor`` trains elsewhere than in a local pool of ``jobs`` processes (`RayExecutor`).
     ``finished_only`` renders interim reports from the runs finished so far and trains nothing.
     ``cached_features`` trains on the item features already embedded in ``workdir`` (no raw
     data or encoders needed), instead of checking them against the raw data first.
@@ -470,7 +472,8 @@ def reproduce(
         check_protocol(protocol)
     counts = SeedCounts.from_spec(spec, seeds)
     started = time.perf_counter()
-    with Reproduction(spec, workdir, reports, log, progress, jobs, finished_only, cached_features) as reproduction:
+    with Reproduction(spec, workdir, reports, log, progress, jobs, finished_only, cached_features,
+                      executor) as reproduction:
         reproduction.ensure_data()
         # Runs are always evaluated under every protocol of the spec, so a later report for
         # another protocol needs no retraining.
@@ -488,6 +491,7 @@ def reproduce(
     seconds = time.perf_counter() - started
     summary = {"dataset": spec.name, "targets": chosen_targets, "protocols": protocols,
                "seeds": dataclasses.asdict(counts), "runs": len(records), "trained": trained, "jobs": jobs,
+               **({"executor": executor.description} if executor is not None else {}),
                **({"finished_only": True} if finished_only else {}),
                "wall_seconds": round(seconds, 1),
                "spec": str(spec.path), "workdir": str(Path(workdir).resolve()), "files": [str(p) for p in written]}

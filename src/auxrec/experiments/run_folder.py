@@ -1,4 +1,4 @@
-"""A run folder's layout, and what its saved files say: the only place that names them.
+"""A run folder's layout, and what its saved files say: the only place that builds their paths.
 
 Layout::
 
@@ -12,8 +12,9 @@ Layout::
       ranks/             per-user ranks, one Parquet file per split and protocol
 
 While it trains, a run lives in ``.RUN.partial`` beside its final place, with the trainer's
-checkpoint (`auxrec.training.trainer.CHECKPOINT_NAME`) after every epoch, and is renamed
+checkpoint (`auxrec.run_layout.CHECKPOINT_NAME`) after every epoch, and is renamed
 when complete, so a killed run never looks finished.
+The names themselves are in `auxrec.run_layout`, which `auxrec.io` reads too.
 
 `RunSettings` says which saved runs are the run a reproduction asks for (the reuse check),
 reading saved configs the way `with_later_defaults` and `recorded_revisions` explain.
@@ -31,8 +32,20 @@ from typing import Any
 
 from auxrec.io import read_json
 from auxrec.models import lookup
+from auxrec.run_layout import (
+    BREAKDOWN_NAME,
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    METRICS_NAME,
+    MODEL_FOLDER,
+    PARTIAL_SUFFIX,
+    RANKS_FOLDER,
+    TRAINING_LOG_NAME,
+    VERSIONS_NAME,
+    WEIGHTS_NAME,
+)
 from auxrec.training.config import TrainingConfig, same_training
-from auxrec.training.trainer import CHECKPOINT_NAME, load_checkpoint
+from auxrec.training.trainer import load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -48,35 +61,45 @@ class RunFolder:
     @property
     def staging(self) -> RunFolder:
         """``.NAME.partial`` beside this folder: the run while it trains."""
-        return RunFolder(self.path.with_name(f".{self.path.name}.partial"))
+        return RunFolder(self.path.with_name(f".{self.path.name}{PARTIAL_SUFFIX}"))
+
+    @staticmethod
+    def is_unfinished(path: Path) -> bool:
+        """Whether ``path`` is, or lies in, work in progress: a staging folder or a file being written."""
+        return any(part.endswith(PARTIAL_SUFFIX) for part in Path(path).parts)
 
     @property
     def config_path(self) -> Path:
-        return self.path / "config.json"
+        return self.path / CONFIG_NAME
 
     @property
     def versions_path(self) -> Path:
-        return self.path / "versions.json"
+        return self.path / VERSIONS_NAME
 
     @property
     def model_path(self) -> Path:
-        return self.path / "model"
+        return self.path / MODEL_FOLDER
+
+    @property
+    def weights_path(self) -> Path:
+        """The fitted neural model's weights (a PopRec run has none)."""
+        return self.model_path / WEIGHTS_NAME
 
     @property
     def training_log_path(self) -> Path:
-        return self.path / "training_log.json"
+        return self.path / TRAINING_LOG_NAME
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.json"
+        return self.path / METRICS_NAME
 
     @property
     def breakdown_path(self) -> Path:
-        return self.path / "breakdown.json"
+        return self.path / BREAKDOWN_NAME
 
     @property
     def ranks_path(self) -> Path:
-        return self.path / "ranks"
+        return self.path / RANKS_FOLDER
 
     @property
     def checkpoint_path(self) -> Path:
@@ -158,16 +181,27 @@ def with_later_defaults(saved: Mapping[str, Any], config_class: type[Any]) -> di
     existed (a change of behaviour bumps the model's revision instead), so a run saved
     before the setting existed is the run its default gives, and stays reusable.
     """
-    defaults = {f.name: f.default for f in dataclasses.fields(config_class)
+    # A default changed later is declared in the class's ``earlier_defaults``: the value a run
+    # saved before the setting existed had (e.g. FusionSettings.aux_unseen_items).
+    earlier = getattr(config_class, "earlier_defaults", {})
+    defaults = {f.name: earlier.get(f.name, f.default) for f in dataclasses.fields(config_class)
                 if f.default is not dataclasses.MISSING and f.name not in saved}
     return dict(json.loads(json.dumps({**saved, **defaults})))
 
 
 def comparable_settings(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model settings, training settings) of a saved run config, completed with later defaults."""
+    """(model settings, training settings) of a saved run config, completed with later defaults.
+
+    A run without item features leaves out the settings that act only on them (a config
+    class's ``feature_only_settings``, e.g. the ``aux_*`` fusion settings): a new fusion
+    default does not make an id-only run another run.
+    """
     _, config_class = lookup(config["model"])
-    return (with_later_defaults(config.get("model_config", {}), config_class),
-            with_later_defaults(config.get("training", {}), TrainingConfig))
+    model_settings = with_later_defaults(config.get("model_config", {}), config_class)
+    if not config.get("item_features"):
+        for name in getattr(config_class, "feature_only_settings", ()):
+            model_settings.pop(name, None)
+    return model_settings, with_later_defaults(config.get("training", {}), TrainingConfig)
 
 
 @dataclass(frozen=True)
@@ -189,7 +223,8 @@ class RunSettings:
         if config.get("seed") != self.seed or config.get("model") != self.model:
             return False
         wanted_model_config, wanted_training = comparable_settings(
-            {"model": self.model, "model_config": self.model_config, "training": self.training})
+            {"model": self.model, "model_config": self.model_config, "training": self.training,
+             "item_features": {name: {} for name in self.features}})
         saved_model_config, saved_training = comparable_settings(config)
         return (saved_model_config == wanted_model_config
                 and recorded_revisions(config) == current_revisions(self.model, wanted_model_config,

@@ -40,6 +40,7 @@ from auxrec.io import atomic_output, check_output_folder, mark_output
 from auxrec.io import write_json_atomic as _write_json
 from auxrec.models import lookup
 from auxrec.training.config import DISPLAY_ONLY, TrainingConfig
+from auxrec.training.distributed import join_process_group, training_device, wait_for_all
 from auxrec.training.trainer import fit as fit_model
 from auxrec.training.trainer import resolve_device
 
@@ -65,7 +66,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _versions_with_hardware(run: RunFolder, device: str) -> dict[str, Any]:
+def _versions_with_hardware(run: RunFolder, device: str, processes: int = 1) -> dict[str, Any]:
     """`package_versions` plus what trained the run: on CPU, numbers depend on the thread count.
 
     ``trained_with`` lists each (re)start of the run; a resumed run keeps the earlier entries.
@@ -74,6 +75,8 @@ def _versions_with_hardware(run: RunFolder, device: str) -> dict[str, Any]:
     entry = {"device": str(resolved), "torch_threads": torch.get_num_threads(),
              "device_name": (torch.cuda.get_device_name(resolved) if resolved.type == "cuda"
                              else platform.processor() or platform.machine())}
+    if processes > 1:  # data-parallel (torchrun); absent for one process, as in runs from before
+        entry["processes"] = processes
     earlier = (run.read_versions() or {}).get("trained_with", [])
     return {**package_versions(), "trained_with": earlier if earlier[-1:] == [entry] else [*earlier, entry]}
 
@@ -121,6 +124,15 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def resolve_training(model_name: str,
+                     layers: list[tuple[str, dict[str, Any]]]) -> tuple[TrainingConfig, dict[str, str]]:
+    """The training settings of a ``model_name`` run: `TrainingConfig`'s defaults, then the
+    model's own ``training_defaults`` (recorded as "model defaults"), then ``layers``."""
+    model_class, _ = lookup(model_name)
+    own_defaults = dict(getattr(model_class, "training_defaults", {}))  # optional in the contract
+    return resolve_config(TrainingConfig, [("model defaults", own_defaults), *layers])
+
+
 def train_run(
     model_name: str,
     data: Path,
@@ -144,7 +156,7 @@ def train_run(
     for protocol in protocols:
         check_protocol(protocol)
     model_config, model_sources = resolve_config(config_class, model_layers or [])
-    training, training_sources = resolve_config(TrainingConfig, training_layers or [])
+    training, training_sources = resolve_training(model_name, training_layers or [])
     out = Path(out)
     check_output_folder(out, "run", overwrite, inputs=(data, *(feature_files or {}).values()))
     run = RunFolder(out)
@@ -153,7 +165,11 @@ def train_run(
         raise RunError(f"{data} has no validation or test targets (no user has the 3 or more interactions "
                        "leave-one-out needs), so a model trained on it could not be validated or evaluated; "
                        "prepare it again keeping more interactions per user")
-    _draw_negatives_before_training(dataset, training.validation_protocol, protocols, seed)
+    # Under torchrun every process trains; the main one alone writes (negatives, run folder).
+    shard = join_process_group(training_device(resolve_device(training.device)))
+    if shard.is_main:
+        _draw_negatives_before_training(dataset, training.validation_protocol, protocols, seed)
+    wait_for_all(shard)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = run.staging
     with seeded(seed):
@@ -173,20 +189,25 @@ def train_run(
     if resume and staging.config_path.is_file():
         if _comparable(staging.read_config()) != _comparable(json.loads(json.dumps(config))):
             raise ResumeMismatch(f"cannot resume {out}: the settings differ from the interrupted run's")
-    else:
+    elif shard.is_main:
         run.discard_staging()
         staging.path.mkdir()
-    mark_output(staging.path, "run")
-    _write_json(staging.config_path, config)
-    _write_json(staging.versions_path, _versions_with_hardware(staging, training.device))
+    if shard.is_main:
+        mark_output(staging.path, "run")
+        _write_json(staging.config_path, config)
+        _write_json(staging.versions_path, _versions_with_hardware(staging, training.device, shard.world_size))
+    wait_for_all(shard)  # a resumed run's checkpoint is read by every process
     started = time.perf_counter()
     with seeded(seed):
         fit_model(model, dataset, training, seed, checkpoint_dir=staging.path, resume=resume)
     fit_seconds = time.perf_counter() - started
+    results = _evaluate_all(model, dataset, protocols, seed, sharded=True)  # under torchrun, by every process
+    if not shard.is_main:
+        return {}
     model.save(staging.model_path)
     _write_json(staging.training_log_path,
                 {"fit_seconds": round(fit_seconds, 3), "epochs": model.training_log if model.trainable else []})
-    metrics = _evaluate_into(staging, model, dataset, protocols, seed, {})
+    metrics = _write_evaluations(staging, dataset, results, {})
     staging.checkpoint_path.unlink(missing_ok=True)  # the run is complete; model/ holds the weights
     if out.exists():
         shutil.rmtree(out)
@@ -249,13 +270,23 @@ def _evaluate_into(
     ``breakdowns`` ({split: {protocol: groups}}) are merged into, and completed from any
     other saved ranks file (runs evaluated before breakdowns existed).
     """
+    return _write_evaluations(run, dataset, _evaluate_all(model, dataset, protocols, seed), metrics, breakdowns)
+
+
+def _evaluate_all(model: Any, dataset: PreparedDataset, protocols: tuple[str, ...], seed: int,
+                  sharded: bool = False) -> list[EvaluationResult]:
+    """Every split under every protocol (``sharded``: shared by the torchrun processes, all of which call it)."""
+    return [evaluate(model, dataset, split, protocol, seed, sharded=sharded)
+            for protocol in protocols for split in SPLITS]
+
+
+def _write_evaluations(run: RunFolder, dataset: PreparedDataset, results: list[EvaluationResult],
+                       metrics: dict[str, Any], breakdowns: dict[str, Any] | None = None) -> dict[str, Any]:
     breakdowns = {} if breakdowns is None else breakdowns
-    for protocol in protocols:
-        for split in SPLITS:
-            result = evaluate(model, dataset, split, protocol, seed)
-            metrics.setdefault(split, {})[protocol] = result.metrics
-            _save_ranks(run.ranks_path, dataset, result)
-            breakdowns.setdefault(split, {})[protocol] = breakdown_of_result(dataset, result)
+    for result in results:
+        metrics.setdefault(result.split, {})[result.protocol] = result.metrics
+        _save_ranks(run.ranks_path, dataset, result)
+        breakdowns.setdefault(result.split, {})[result.protocol] = breakdown_of_result(dataset, result)
     _write_json(run.breakdown_path, complete_from_ranks(dataset, run.ranks_path, breakdowns))
     _write_json(run.metrics_path, metrics)
     return metrics

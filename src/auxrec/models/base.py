@@ -20,6 +20,7 @@ from auxrec.data.dataset import PreparedDataset
 from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.models.contract import Recommender, UserHistories  # noqa: F401 (the contract, re-exported)
+from auxrec.run_layout import WEIGHTS_NAME
 
 
 class NeuralRecommender(nn.Module):
@@ -35,6 +36,7 @@ class NeuralRecommender(nn.Module):
     uses_item_features: ClassVar[bool] = False
     required_features: ClassVar[tuple[str, ...]] = ()
     relative_cost: ClassVar[int] = 1
+    training_defaults: ClassVar[dict[str, Any]] = {}
     scores_new_histories: ClassVar[bool] = False
     history_length: int = 0
     # Bumped when a fix changes the numbers the same settings give, so that a run trained
@@ -66,6 +68,18 @@ class NeuralRecommender(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
+
+    def prepare_training(self, dataset: PreparedDataset) -> None:
+        """Called by the trainer before the first epoch (and again on resume); nothing by default."""
+
+    # Batch entries every row shares (drawn once per batch): data-parallel processes keep
+    # them whole while they split the rest by row (`auxrec.training.distributed`).
+    shared_batch_keys: ClassVar[tuple[str, ...]] = ()
+
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many terms ``loss`` averages over (one per row here), so that data-parallel
+        processes can weight their slice of a batch by its share."""
+        return int(next(iter(batch.values())).shape[0])
 
     def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """AdamW parameter groups; one group of every parameter unless a model decays some differently."""
@@ -100,7 +114,7 @@ class NeuralRecommender(nn.Module):
         meta = {"name": self.name, "config": asdict(self.config), "n_users": self.n_users, "n_items": self.n_items,
                 "feature_dims": self.feature_dims()}
         (directory / "model.json").write_text(json.dumps(meta, indent=2))
-        torch.save(self.state_dict(), directory / "weights.pt")
+        torch.save(self.state_dict(), directory / WEIGHTS_NAME)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
@@ -114,6 +128,6 @@ class NeuralRecommender(nn.Module):
                 {name: np.zeros((rows, dim), np.float32) for name, dim in meta["feature_dims"].items()}
             )
         model = cls(cls.config_class(**meta["config"]), **kwargs)
-        model.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))
+        model.load_state_dict(torch.load(directory / WEIGHTS_NAME, map_location="cpu", weights_only=True))
         model.eval()
         return model

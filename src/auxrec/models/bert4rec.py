@@ -15,12 +15,14 @@ Deviations: masks are drawn afresh every epoch (dynamic masking) instead of the 
 fixed, duplicated training instances; every masked item becomes [MASK] (no 10% random /
 10% unchanged replacement); at least one item per sequence is masked; pre-LayerNorm by
 default (``norm_first``). The [MASK] token has no auxiliary vector (zeros).
+``loss="sampled"`` replaces the full softmax over all items by the sampled softmax with
+the logQ correction, for large catalogues (`SequenceTransformer.sampled_softmax_loss`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -48,6 +50,11 @@ class BERT4RecConfig(FusionSettings):
                                      "keeps max_length - 1 items beside the [MASK]")] = 200
     mask_probability: Annotated[float, Field(gt=0, le=1, description="share of training items replaced by "
                                              "[MASK] (at least one per sequence)")] = 0.2
+    loss: Annotated[Literal["ce", "sampled"], Field(
+        description="ce: full-softmax cross-entropy over all items; sampled: sampled softmax against "
+                    "n_negatives items (large catalogues)")] = "ce"
+    n_negatives: Annotated[int, Field(ge=1, description="loss=sampled: distinct items drawn uniformly per "
+                                      "batch (shared by its positions) that the target competes with")] = 1000
     norm_first: Annotated[bool, Field(description="pre-LayerNorm blocks (more stable); false = post-norm")] = True
     init_std: Annotated[float, Field(gt=0, allow_inf_nan=False, description="std of the normal initialisation "
                                      "of embeddings and linear layers")] = 0.02
@@ -98,12 +105,22 @@ class BERT4Rec(SequenceTransformer):
             offsets = (rng.random(len(empty)) * counts).astype(np.int64)
             masked[empty, items.shape[1] - counts + offsets] = True
         masked_t = torch.from_numpy(masked)
-        return {
+        batch = {
             "inputs": torch.where(masked_t, self.mask_id, items),
             "targets": torch.where(masked_t, items, PADDING_ID),
         }
+        if self.config.loss == "sampled":
+            batch["sampled_items"] = torch.from_numpy(self.draw_sampled_items(rng))
+        return batch
+
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["targets"] != PADDING_ID).sum())  # the masked positions
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.config.loss == "sampled":
+            targets = batch["targets"]
+            return self.sampled_softmax_loss(batch["inputs"], targets, targets != PADDING_ID,
+                                             batch["sampled_items"])
         with self.fusion_batch():
             hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
             items = self.output_embeddings()

@@ -13,6 +13,9 @@ Capabilities are declared as class attributes, never sniffed from signatures or 
 - ``uses_item_features``: accepts auxiliary item information (``item_features=``), i.e.
   has a ``+`` variant; ``required_features``: modalities it cannot run without;
 - ``relative_cost``: rough training time relative to BPR, for scheduling only;
+- ``training_defaults`` (optional, none when absent): the model's own defaults for
+  training settings, between the generic `TrainingConfig` defaults and anything the user
+  sets (a sequence model wants batches of sequences where BPR wants batches of pairs);
 - ``scores_new_histories``: scores a history alone (any sequence of known items, a user it
   never saw), i.e. reads nothing learnt per user; BPR and TransRec learn a vector per user
   and score known users only.

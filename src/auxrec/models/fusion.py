@@ -68,10 +68,11 @@ form keeps its parameters, state dict and numbers.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
@@ -176,6 +177,10 @@ class AuxiliaryFusion(nn.Module):
         self.modality_dropout = modality_dropout
         self.generator: torch.Generator | None = None  # modality dropout's draws; None = torch's global RNG
         self._keep: torch.Tensor | None = None  # (n_rows, M) the current batch's dropout factors
+        # Inference: every item's projected vector, computed once (see `_inference_table`); False
+        # recomputes the same table on every call (for checking that the memo changes nothing).
+        self.memoise_inference_table = True
+        self._inference_memo: tuple[tuple[Any, ...], torch.Tensor] | None = None  # (its sources, the table)
 
     def start_at_zero(self) -> None:
         """Zero the last scaling, so that the fusion outputs exactly 0 (see the module notes)."""
@@ -203,6 +208,7 @@ class AuxiliaryFusion(nn.Module):
         for name in self.names:
             current = getattr(self, f"features_{name}")
             setattr(self, f"features_{name}", torch.cat([current, rows[name].to(current)]))
+        self.clear_inference_table()  # the new rows need their projected vectors too
 
     def dims(self) -> dict[str, int]:
         """The encoders' widths per modality (not the stored, aligned widths of ``sum``)."""
@@ -220,7 +226,13 @@ class AuxiliaryFusion(nn.Module):
 
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) item ids → (..., width) projected auxiliary vectors."""
-        projected = self.projection(self.fused_input(item_ids))
+        if self._inference_table_applies():
+            return self._inference_table()[item_ids]
+        return self._project(self.fused_input(item_ids))
+
+    def _project(self, fused: torch.Tensor) -> torch.Tensor:
+        """(..., in_width) fused content → (..., width): the learned map, LayerNorm and scalar gate."""
+        projected = self.projection(fused)
         if self.norm is not None:
             projected = self.norm(projected)
         if self.gate_kind == "scalar":
@@ -262,8 +274,54 @@ class AuxiliaryFusion(nn.Module):
         rows = getattr(self, f"features_{self.names[0]}").shape[0]
         return self.forward(torch.arange(rows, device=self.projection_device()))
 
+    # -- the inference table ------------------------------------------------------
+    # At inference an item's projected vector depends on the item alone, so one table of every
+    # item replaces, per batch, the gather of its (positions x in_width) content and the learned
+    # map: on the ML-1M subset at length 200 that was most of a SASRec+ pass (benchmarks/README.md).
+    # It is used only in eval mode without autograd; training, gradients and exported graphs
+    # keep computing per position.
+    def _inference_table_applies(self) -> bool:
+        return (not self.training and not torch.is_grad_enabled()
+                and not torch.compiler.is_compiling() and not torch.compiler.is_exporting())
+
+    def _inference_table(self) -> torch.Tensor:
+        """(n_rows, width) every item's projected vector; only where `_inference_table_applies`.
+
+        Memoised until the module returns to training or anything it is computed from
+        changes (parameters or feature rows: replaced, moved, or modified in place). `forward`
+        returns a gather of it, never the memo itself, so no caller can modify it.
+        """
+        sources = self._table_sources()
+        memo = self._inference_memo  # read once: a serving thread may replace it meanwhile
+        if memo is not None and _same_sources(memo[0], sources):
+            return memo[1]
+        rows = getattr(self, f"features_{self.names[0]}").shape[0]
+        table = self._project(self.fused_input(torch.arange(rows, device=self.projection_device())))
+        self._inference_memo = (sources, table) if self.memoise_inference_table else None
+        return table
+
+    def clear_inference_table(self) -> None:
+        """Forget the memoised inference table (it is recomputed on next use)."""
+        self._inference_memo = None
+
+    def train(self, mode: bool = True) -> Self:
+        if mode:
+            self.clear_inference_table()  # training changes the parameters; no stale table survives it
+        return super().train(mode)
+
+    def _table_sources(self) -> tuple[Any, ...]:
+        """What the table is computed from: each tensor with its in-place version, storage and device."""
+        tensors = [*(getattr(self, f"features_{name}") for name in self.names), *self.parameters()]
+        return tuple((t, t._version, t.data_ptr(), t.device, t.dtype, t.shape) for t in tensors)
+
     def projection_device(self) -> torch.device:
         return getattr(self, f"features_{self.names[0]}").device
+
+
+def _same_sources(memoised: tuple[Any, ...], current: tuple[Any, ...]) -> bool:
+    """The same tensor objects, unmodified (``is``: the memo holds them, so an id cannot be reused)."""
+    return len(memoised) == len(current) and all(
+        old[0] is new[0] and old[1:] == new[1:] for old, new in zip(memoised, current))
 
 
 def fusion_option_problem(gate: str, norm: bool, modality_dropout: float) -> str | None:
@@ -285,8 +343,11 @@ class FusionSettings:
 
     aux_fusion: Annotated[Literal["concat", "sum"], Field(description="how modalities are fused: concat (one map "
                                                       "of the concatenation) or sum (PCA-aligned, added point-wise)")] = "concat"
+    # On by default since issue 13: chosen on validation NDCG@10 (H&M SASRec+ .210 against .126
+    # input side only, ML-100K .511 against SASRec's .506; docs/results.md), and what lets an
+    # item without training interactions, or one added later, be recommended at all.
     aux_on_output: Annotated[bool, Field(description="represent candidate items by id + projected content too "
-                                         "(ranks items never or rarely seen in training; needed by add-items)")] = False
+                                         "(ranks items never or rarely seen in training; needed by add-items)")] = True
     # Start of the auxiliary term: "paper" = W random like every linear layer (W·k perturbs the
     # ids from step 0); "zero" = the fusion's last scaling (W and bias, or the LayerNorm's scale
     # and shift with aux_norm) starts at 0, so SASRec+ starts as SASRec exactly.
@@ -306,6 +367,24 @@ class FusionSettings:
     # every parameter); honoured through the model's `parameter_groups`.
     aux_weight_decay: Annotated[float | None, Field(ge=0, allow_inf_nan=False, description="AdamW weight decay of "
                                                     "the fusion's parameters only (null: the training weight_decay)")] = None
+    # An item without training interactions has an id embedding that training never pulls up
+    # and, under the full softmax, pushes down at every step (it is a negative everywhere), so
+    # it buries the item whatever its content says. "content" holds those id rows at zero: such
+    # items are represented, as input and as candidates, by their content alone, as add-items
+    # represents new items.
+    aux_unseen_items: Annotated[Literal["id", "content"], Field(description="items without training interactions: "
+                                                                "content = by their content alone (id embedding held "
+                                                                "at zero); id = by their untrained id embedding too")] = "content"
+
+    # What a run saved before a setting existed had, where that differs from the setting's
+    # default now (`auxrec.experiments.run_folder.with_later_defaults`).
+    earlier_defaults: ClassVar[dict[str, Any]] = {"aux_unseen_items": "id", "aux_on_output": False}
+    feature_only_settings: ClassVar[tuple[str, ...]] = ()  # every field above, set below the class
+
+
+# Settings that change nothing without item features: an id-only run is compared without them
+# (`auxrec.experiments.run_folder.comparable_settings`).
+FusionSettings.feature_only_settings = tuple(field.name for field in dataclasses.fields(FusionSettings))
 
 
 def check_fusion_config(config: Any) -> None:

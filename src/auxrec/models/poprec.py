@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ class PopRec:
     uses_item_features: ClassVar[bool] = False
     required_features: ClassVar[tuple[str, ...]] = ()
     relative_cost: ClassVar[int] = 1
+    training_defaults: ClassVar[dict[str, Any]] = {}  # not trained by the gradient loop
     scores_new_histories: ClassVar[bool] = True  # the same popularity for everyone
     history_length = 0
     revision: ClassVar[int] = 1

@@ -17,6 +17,9 @@ Deviations, each deliberate:
   collision with a positive has probability ~len/n_items and is not rejected). Either
   loss counts only positions whose input is a real item (as the reference SASRec does):
   a user with n training items trains min(n, max_length + 1) − 1 positions.
+  ``loss="sampled"`` is the sampled softmax for large catalogues: the target against
+  ``n_negatives`` items drawn per batch, with the logQ correction
+  (`SequenceTransformer.sampled_softmax_loss`).
 - **Pre-LayerNorm** blocks by default (``norm_first``; the paper is post-norm) — more
   stable with larger learning rates; ``norm_first=False`` gives the paper's layout.
 - **Positions** are counted from the most recent item, so per-batch trimming of padding
@@ -56,8 +59,12 @@ class SASRecConfig(FusionSettings):
                                     "feed-forward")] = 0.2
     max_length: Annotated[int, Field(ge=1, description="most recent items read per user (200 suits MovieLens, "
                                      "~50 short sequences such as fashion)")] = 200
-    loss: Annotated[Literal["ce", "bce"], Field(description="ce: full-softmax cross-entropy over all items; bce: "
-                                           "the paper's binary cross-entropy, one sampled negative")] = "ce"
+    loss: Annotated[Literal["ce", "bce", "sampled"], Field(
+        description="ce: full-softmax cross-entropy over all items; bce: the paper's binary cross-entropy, "
+                    "one sampled negative; sampled: sampled softmax against n_negatives items (large "
+                    "catalogues)")] = "ce"
+    n_negatives: Annotated[int, Field(ge=1, description="loss=sampled: distinct items drawn uniformly per "
+                                      "batch (shared by its positions) that the target competes with")] = 1000
     norm_first: Annotated[bool, Field(description="pre-LayerNorm blocks (more stable); false = the paper's "
                                       "post-norm")] = True
     init_std: Annotated[float, Field(gt=0, allow_inf_nan=False, description="std of the normal initialisation "
@@ -96,6 +103,8 @@ class SASRec(SequenceTransformer):
         batch = {"inputs": window[:, :-1], "targets": window[:, 1:]}
         if self.config.loss == "bce":
             batch["negatives"] = torch.from_numpy(rng.integers(1, self.n_items + 1, size=tuple(window[:, 1:].shape)))
+        elif self.config.loss == "sampled":
+            batch["sampled_items"] = torch.from_numpy(self.draw_sampled_items(rng))
         return batch
 
     @staticmethod
@@ -109,7 +118,13 @@ class SASRec(SequenceTransformer):
         """
         return (batch["inputs"] != PADDING_ID) & (batch["targets"] != PADDING_ID)
 
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(self.loss_positions(batch).sum())
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.config.loss == "sampled":
+            return self.sampled_softmax_loss(batch["inputs"], batch["targets"], self.loss_positions(batch),
+                                             batch["sampled_items"])
         with self.fusion_batch():
             hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
             items = self.output_embeddings()

@@ -60,6 +60,17 @@ class MultiHeadSelfAttention(nn.Module):
             logits = (q @ k.transpose(-2, -1)) / math.sqrt(head_dim)  # (B, h, L, L)
             weights = logits.masked_fill(~mask, float("-inf")).softmax(dim=-1)
             y = weights @ v
+        elif self.training and self.dropout > 0 and x.device.type == "cpu":
+            # SDPA has no fused CPU kernel with dropout and runs its math fallback. These are that
+            # fallback's operations in its order (bit-identical outputs, gradients and RNG draws) less its
+            # per-block bool → float mask conversion and `_safe_softmax`'s all-masked-row check (no row is:
+            # each position sees itself): ~4% faster steps on one thread (benchmarks/README.md, "Where an
+            # epoch's time goes"). Not on GPUs: their fused kernels do dropout.
+            weights = None
+            scale = math.sqrt(1 / math.sqrt(head_dim))  # SDPA multiplies q and k by this each
+            logits = torch.matmul(q * scale, k.transpose(-2, -1) * scale)
+            logits.add_(torch.where(mask, 0.0, -math.inf))
+            y = F.dropout(logits.softmax(dim=-1), self.dropout, training=True) @ v
         else:
             weights = None
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,

@@ -11,14 +11,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from auxrec.exceptions import ConfigError, DataError
 from auxrec.io import atomic_output
-from auxrec.serving.trained_model import TrainedModel
+from auxrec.serving.trained_model import TopK, TrainedModel
 
 OUTPUT_FORMATS = (".parquet", ".csv")
 SCHEMA = pa.schema([("user", pa.string()), ("rank", pa.int32()), ("item", pa.string()), ("score", pa.float32())])
@@ -68,17 +68,25 @@ def recommend_to_file(model: TrainedModel, out: Path, k: int = 10, users: list[s
                                                desc="recommending") as bar:
         writer = pq.ParquetWriter(temporary, SCHEMA) if out.suffix.lower() == ".parquet" else None
         try:
-            for index, chunk in enumerate(model.iter_recommend(users, k=k, exclude_seen=exclude_seen)):
-                frame = pd.concat([r.to_frame() for r in chunk], ignore_index=True) if chunk else \
-                    pd.DataFrame(columns=SCHEMA.names)
-                frame = frame.astype({"user": str, "rank": "int32", "item": str, "score": "float32"})
+            for index, top in enumerate(model.iter_top_k(users, k=k, exclude_seen=exclude_seen)):
+                table = chunk_table(top)
                 if writer is not None:
-                    writer.write_table(pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False))
+                    writer.write_table(table)
                 else:
-                    frame.to_csv(temporary, mode="w" if index == 0 else "a", header=index == 0, index=False)
-                rows += len(frame)
-                bar.update(len(chunk))
+                    table.to_pandas().to_csv(temporary, mode="w" if index == 0 else "a", header=index == 0,
+                                             index=False)
+                rows += table.num_rows
+                bar.update(len(top.users))
         finally:
             if writer is not None:
                 writer.close()
     return BatchSummary(users=total, rows=rows, seconds=time.perf_counter() - started)
+
+
+def chunk_table(top: TopK) -> pa.Table:
+    """A chunk's ``user, rank, item, score`` rows, built from its flat arrays (no object per user or row)."""
+    n_users, k = top.items.shape
+    return pa.table({"user": pa.array(np.repeat(top.users, k), pa.string()),
+                     "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), n_users)),
+                     "item": pa.array(top.items.ravel(), pa.string()),
+                     "score": pa.array(top.scores.ravel().astype(np.float32))}, schema=SCHEMA)

@@ -98,6 +98,8 @@ class ItemSummary(BaseModel):
     title: str
     image_url: str | None = None
     score: float | None = None
+    added_after_training: bool = Field(False, description="added by `auxrec add-items` (known by its content "
+                                       "alone)")
 
 
 class RecommendResponse(BaseModel):
@@ -139,6 +141,7 @@ class ItemDetail(BaseModel):
     text: dict[str, Any]
     attributes: dict[str, Any]
     image_url: str | None = None
+    added_after_training: bool = False
 
 
 class Health(BaseModel):
@@ -152,12 +155,18 @@ class Health(BaseModel):
 
 # -- the item table as the API shows it ----------------------------------------------------
 class Catalogue:
-    """Titles, search text and image files of a run's items, read once from the item table."""
+    """Titles, search text and image files of a run's items, read once from the item table.
+
+    Items added after training (`auxrec add-items`) follow the dataset's, with the same columns.
+    """
 
     def __init__(self, model: TrainedModel) -> None:
         self.model = model
         columns = model.dataset.item_columns
         items = model.dataset.items.sort_values("item")
+        added = model.added.items if model.added is not None else items.iloc[:0]
+        self.added = set(added["original_id"].astype(str))
+        items = pd.concat([items, added], ignore_index=True) if len(added) else items
         ids = items["original_id"].astype(str)
         self.text_columns = [c for c in columns.text if c in items.columns]
         title_column = "title" if "title" in items.columns else (self.text_columns or [None])[0]
@@ -179,7 +188,7 @@ class Catalogue:
 
     def summary(self, item: str, score: float | None = None) -> ItemSummary:
         return ItemSummary(id=item, title=self.titles.get(item, item), score=score,
-                           image_url=self.image_url(item))
+                           image_url=self.image_url(item), added_after_training=item in self.added)
 
     def image_url(self, item: str) -> str | None:
         return f"/items/{quote(item, safe='')}/image" if item in self.images else None
@@ -208,12 +217,12 @@ class Catalogue:
     def detail(self, item: str) -> ItemDetail:
         self.check_item(item)
         row = {key: _json_value(value) for key, value in self.model.item(item).items()}
-        hidden = {"id", self.image_column, "has_metadata"}
+        hidden = {"id", self.image_column, "has_metadata", "added_after_training"}
         text = {c: row.get(c) for c in self.text_columns if c != self.title_column}
         hidden |= {self.title_column, *text}
         attributes = {k: v for k, v in row.items() if k not in hidden}
         return ItemDetail(id=item, title=self.titles[item], text=text, attributes=attributes,
-                          image_url=self.image_url(item))
+                          image_url=self.image_url(item), added_after_training=item in self.added)
 
 
 # -- micro-batching ---------------------------------------------------------------------------

@@ -67,6 +67,15 @@ class Recommendations:
                              "score": np.array(self.scores, dtype=np.float64)}, copy=False)
 
 
+@dataclass(frozen=True)
+class TopK:
+    """The top-k of a chunk of known users as flat arrays, best first (a batch export: no object per user)."""
+
+    users: np.ndarray  # (B,) original user ids (object array of str)
+    items: np.ndarray  # (B, k) original item ids (object array of str)
+    scores: np.ndarray  # (B, k) float64, rounded to 6 decimals like `Recommendations.scores`
+
+
 def as_id(value: Any) -> str:
     """An original id as prepared datasets store it: text (``42`` and ``"42"`` are the same id)."""
     if isinstance(value, float) and value.is_integer():
@@ -163,6 +172,17 @@ class TrainedModel:
             chunk = user_ids[start:start + self.chunk_size]
             scored = next(self._scored(self._user_batches(chunk, whole=True), k, exclude_seen, candidates))
             yield [Recommendations(r.items, r.scores, user, []) for r, user in zip(scored, chunk)]
+
+    def iter_top_k(self, users: Sequence[Any] | None = None, k: int = 10,
+                   exclude_seen: bool = True) -> Iterator[TopK]:
+        """`iter_recommend` as flat arrays per chunk (the same ranking), for writing many users fast."""
+        k = _check_k(k)
+        user_ids = list(map(as_id, users)) if users is not None else list(self.user_ids)
+        for start in range(0, len(user_ids), self.chunk_size):
+            chunk = user_ids[start:start + self.chunk_size]
+            batch = next(self._user_batches(chunk, whole=True))
+            names, scores = self._top_k(batch, k, exclude_seen, allowed=None)
+            yield TopK(np.array(chunk, dtype=object), names, np.round(scores.numpy().astype(np.float64), 6))
 
     def similar_items(self, item: Any, k: int = 10) -> Recommendations:
         """The ``k`` items whose learnt representations are closest (cosine) to ``item``'s."""
@@ -266,19 +286,24 @@ class TrainedModel:
             if not len(batch.users):
                 yield []
                 continue
-            scores = self._score_rows(batch.users, batch.sequences)
-            scores[:, PADDING_ID] = -torch.inf
-            if allowed is not None:
-                scores[:, ~allowed] = -torch.inf
-            if exclude_seen:
-                rows = np.repeat(np.arange(len(batch.seen)), [len(s) for s in batch.seen])
-                columns = np.concatenate(batch.seen).astype(np.int64) if rows.size else np.empty(0, np.int64)
-                scores[torch.from_numpy(rows), torch.from_numpy(columns)] = -torch.inf
-            available = int(torch.isfinite(scores).sum(1).min())
-            top = torch.topk(scores, min(k, max(available, 0)), dim=1)
-            names = self._item_names()[top.indices.numpy() - FIRST_ID].tolist()  # (B, k) original ids
+            names, scores = self._top_k(batch, k, exclude_seen, allowed)
             yield [Recommendations(row, [round(float(s), 6) for s in values], None, unknown)
-                   for row, values, unknown in zip(names, top.values.tolist(), batch.unknown)]
+                   for row, values, unknown in zip(names.tolist(), scores.tolist(), batch.unknown)]
+
+    def _top_k(self, batch: _Batch, k: int, exclude_seen: bool,
+               allowed: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor]:
+        """(B, k) original item ids (object array) and their scores, best first, of a non-empty batch."""
+        scores = self._score_rows(batch.users, batch.sequences)
+        scores[:, PADDING_ID] = -torch.inf
+        if allowed is not None:
+            scores[:, ~allowed] = -torch.inf
+        if exclude_seen:
+            rows = np.repeat(np.arange(len(batch.seen)), [len(s) for s in batch.seen])
+            columns = np.concatenate(batch.seen).astype(np.int64) if rows.size else np.empty(0, np.int64)
+            scores[torch.from_numpy(rows), torch.from_numpy(columns)] = -torch.inf
+        available = int(torch.isfinite(scores).sum(1).min())
+        top = torch.topk(scores, min(k, max(available, 0)), dim=1)
+        return self._item_names()[top.indices.numpy() - FIRST_ID], top.values
 
     def _item_names(self) -> np.ndarray:
         """``item_ids`` as an object array: one vectorised lookup per batch instead of an Index lookup per item."""

@@ -34,17 +34,24 @@ from tqdm.auto import tqdm
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
-from auxrec.exceptions import CheckpointError, ConfigError, DamagedFile, TrainingDiverged
 from auxrec.evaluation.evaluator import evaluate
-from auxrec.training.batching import Shard, plan_batches
+from auxrec.exceptions import CheckpointError, ConfigError, DamagedFile, TrainingDiverged
+from auxrec.run_layout import CHECKPOINT_NAME, PARTIAL_SUFFIX
+from auxrec.training.batching import plan_batches
 from auxrec.training.config import TrainingConfig
+from auxrec.training.distributed import (
+    Shard,
+    broadcast_model,
+    rows_of,
+    sum_gradients,
+    training_device,
+)
 
 if TYPE_CHECKING:
     from auxrec.models.base import NeuralRecommender
 
 logger = logging.getLogger(__name__)
 SELECTION_METRIC = "NDCG@10"
-CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,7 +75,7 @@ def _batch_counts(batch: dict[str, torch.Tensor]) -> tuple[int, int]:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
+    temporary = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
     try:
         torch.save(state, temporary)
     except (OSError, RuntimeError) as error:  # torch reports a full disk as a RuntimeError of its writer
@@ -141,11 +148,35 @@ class TrainingState:
 
 
 def epoch_batches(model: NeuralRecommender, dataset: PreparedDataset, batch_size: int, rng: np.random.Generator,
-                  shard: Shard = Shard(), length_bucketing: bool = False) -> Iterator[dict[str, torch.Tensor]]:
-    """One epoch of the model's batches for this process (`auxrec.training.batching`)."""
+                  length_bucketing: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch of the model's (global) batches (`auxrec.training.batching`)."""
     units, lengths = model.training_units(dataset)
-    for rows in plan_batches(len(units), batch_size, rng, lengths if length_bucketing else None, shard):
+    for rows in plan_batches(len(units), batch_size, rng, lengths if length_bucketing else None):
         yield model.make_batch(dataset, units[rows], rng)
+
+
+def _backward(model: NeuralRecommender, batch: dict[str, torch.Tensor], device: torch.device,
+              autocast: torch.autocast, shard: Shard) -> float:
+    """Gradients of one global batch's loss in every parameter; returns that loss.
+
+    With several processes each computes its rows' loss weighted by their share of the
+    batch's loss terms, and the gradients are summed (`auxrec.training.distributed`).
+    """
+    if shard.world_size == 1:
+        with autocast:
+            loss = model.loss(_to_device(batch, device))
+        loss.backward()
+        return float(loss.detach())
+    total = model.loss_count(batch)
+    mine = rows_of(batch, shard, model.shared_batch_keys)
+    share = model.loss_count(mine) / total if total else 0.0
+    local_loss = 0.0
+    if share:  # a process can be left without rows (the epoch's last, short batch)
+        with autocast:
+            loss = model.loss(_to_device(mine, device)) * share
+        loss.backward()
+        local_loss = float(loss.detach())
+    return sum_gradients(model, local_loss)
 
 
 def train_one_epoch(
@@ -157,14 +188,13 @@ def train_one_epoch(
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     started = time.perf_counter()
     total_loss, n_batches, n_rows, n_positions = 0.0, 0, 0, 0
-    batches = epoch_batches(model, dataset, config.batch_size, rng, Shard.current(), config.length_bucketing)
-    bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=_hide_progress(config), unit="batch",
+    shard = Shard.current()
+    batches = epoch_batches(model, dataset, config.batch_size, rng, config.length_bucketing)
+    bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=_hide_progress(config, shard), unit="batch",
                mininterval=0.5)
     for batch in bar:
         optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            loss = model.loss(_to_device(batch, device))
-        batch_loss = float(loss.detach())  # the one host sync per step, read before the update
+        batch_loss = _backward(model, batch, device, autocast, shard)  # the one host sync per step
         if not math.isfinite(batch_loss):
             # A non-finite loss would train NaN weights into a run that looks finished
             # (every metric 0); stop while the previous epoch's checkpoint is intact.
@@ -173,7 +203,6 @@ def train_one_epoch(
                 f"(batch {n_batches + 1}); lower --lr (now {config.learning_rate:g}) or check the item "
                 "features; no finished run was written"
             )
-        loss.backward()
         optimizer.step()
         rows, positions = _batch_counts(batch)
         total_loss += batch_loss
@@ -193,15 +222,22 @@ def train_one_epoch(
 
 def validate(model: NeuralRecommender, dataset: PreparedDataset, config: TrainingConfig, seed: int
              ) -> tuple[float, float]:
-    """(validation NDCG@10 under the configured protocol, seconds it took)."""
+    """(validation NDCG@10 under the configured protocol, seconds it took).
+
+    Under torchrun the processes share the users and all get the same value, so early
+    stopping agrees everywhere.
+    """
     started = time.perf_counter()
-    result = evaluate(model, dataset, "valid", config.validation_protocol, seed)
+    result = evaluate(model, dataset, "valid", config.validation_protocol, seed, sharded=True)
     return result.metrics[SELECTION_METRIC], round(time.perf_counter() - started, 3)
 
 
-def _hide_progress(config: TrainingConfig) -> bool | None:
-    # tqdm's disable=None switches bars off by itself when stderr is not a terminal (CI logs).
-    return None if config.progress else True
+def _hide_progress(config: TrainingConfig, shard: Shard | None = None) -> bool | None:
+    # tqdm's disable=None switches bars off by itself when stderr is not a terminal (CI logs);
+    # under torchrun only the main process draws bars.
+    if not config.progress or not (shard or Shard.current()).is_main:
+        return True
+    return None
 
 
 def train_neural_model(
@@ -219,8 +255,11 @@ def train_neural_model(
     ``checkpoint_dir`` a checkpoint is written after every epoch; with ``resume`` an
     existing one is continued from.
     """
-    device = resolve_device(config.device)
+    device = training_device(resolve_device(config.device))
     model.to(device)
+    model.prepare_training(dataset)
+    broadcast_model(model)
+    shard = Shard.current()
     optimizer = torch.optim.AdamW(model.parameter_groups(config.weight_decay), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     rng = np.random.default_rng([seed, 1])  # stream 1: training; evaluation negatives use their own
@@ -244,7 +283,7 @@ def train_neural_model(
         state.epoch = epoch
         logger.info("%s", record)
         epochs_bar.set_postfix(loss=f"{record['loss']:.4f}", best_valid_ndcg10=f"{max(state.best_value, 0):.4f}")
-        if checkpoint is not None:
+        if checkpoint is not None and shard.is_main:
             _save_checkpoint(checkpoint, state.to_checkpoint(model, optimizer, rng))
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
