@@ -440,6 +440,7 @@ def models(
 ) -> None:
     """List the models, or one model's settings (for --set, --config) and the training settings."""
     from auxrec.config import describe_settings
+    from auxrec.experiments.runs import model_training_defaults
     from auxrec.models import REGISTRY, lookup
     from auxrec.training.config import TrainingConfig
 
@@ -454,11 +455,11 @@ def models(
                           escape(summary.splitlines()[0]) if summary else "")
         console.print(table)
         return
-    model_class, config_class = lookup(name)
+    _, config_class = lookup(name)
     for title, settings_class, defaults in (
             (f"{name} model settings (--set KEY=VALUE)", config_class, {}),
             (f"training settings of {name} (flags such as --epochs, or --config)", TrainingConfig,
-             getattr(model_class, "training_defaults", {}))):
+             model_training_defaults(name))):
         table = Table(title=title)
         for column in ("setting", "type", "default", "meaning"):
             table.add_column(column)

@@ -13,7 +13,6 @@ import pytest
 
 from auxrec.experiments import runs
 from auxrec.experiments.run_folder import RunFolder
-from auxrec.training import trainer
 
 SETTINGS = ["--epochs", "3", "--batch-size", "16", "--lr", "5e-3", "--patience", "10", "--no-progress", "--seed", "3"]
 # dropout 0: dropout masks are drawn per process, the one thing that differs by design
@@ -56,20 +55,12 @@ def test_two_gloo_processes_follow_the_single_process_loss_curve(model, tiny_pre
                                                                         abs=0.02)
 
 
-def test_two_processes_resume_a_run_interrupted_in_one(tiny_prepared, tmp_path, monkeypatch):
+def test_two_processes_resume_a_run_interrupted_in_one(tiny_prepared, tmp_path, killed_after_epoch):
     """Checkpoints hold the global training state: a run killed after epoch 2 resumes under torchrun."""
     reference = tmp_path / "reference"
     _train(tiny_prepared.path, reference, "sasrec", 1)
 
-    original_save = trainer._save_checkpoint
-
-    def save_then_die(path, state):
-        original_save(path, state)
-        if state["epoch"] == 2:
-            raise KeyboardInterrupt("killed after epoch 2")
-
-    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_epoch(2):
         runs.train_run("sasrec", tiny_prepared.path, tmp_path / "run", seed=3,
                        model_layers=[("test", {"max_length": 20, "hidden_dim": 16, "dropout": 0.0})],
                        training_layers=[("test", {"epochs": 3, "batch_size": 16, "learning_rate": 5e-3,

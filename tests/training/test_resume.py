@@ -12,25 +12,16 @@ MODEL = [("test", {"max_length": 20, "hidden_dim": 16})]
 
 
 @pytest.mark.parametrize("model", ["sasrec", "bpr"])
-def test_resume_equals_uninterrupted(model, tiny_prepared, tmp_path, monkeypatch):
+def test_resume_equals_uninterrupted(model, tiny_prepared, tmp_path, killed_after_epoch):
     layers = MODEL if model == "sasrec" else []
     reference = runs.train_run(model, tiny_prepared.path, tmp_path / "reference", seed=5, model_layers=layers,
                                training_layers=TRAINING)
 
-    original_save = trainer._save_checkpoint
-
-    def save_then_die(path, state):
-        original_save(path, state)
-        if state["epoch"] == 2:
-            raise KeyboardInterrupt("killed after epoch 2")
-
-    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_epoch(2):
         runs.train_run(model, tiny_prepared.path, tmp_path / "run", seed=5, model_layers=layers,
                        training_layers=TRAINING)
     assert not (tmp_path / "run").exists()  # never looks complete
     assert (tmp_path / ".run.partial" / "checkpoint.pt").is_file()
-    monkeypatch.setattr(trainer, "_save_checkpoint", original_save)
 
     resumed = runs.train_run(model, tiny_prepared.path, tmp_path / "run", seed=5, model_layers=layers,
                              training_layers=TRAINING, resume=True)

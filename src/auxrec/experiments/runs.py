@@ -124,13 +124,16 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def model_training_defaults(model_name: str) -> dict[str, Any]:
+    """The model's own defaults for training settings (``training_defaults``, optional in the contract)."""
+    return dict(getattr(lookup(model_name)[0], "training_defaults", {}))
+
+
 def resolve_training(model_name: str,
                      layers: list[tuple[str, dict[str, Any]]]) -> tuple[TrainingConfig, dict[str, str]]:
     """The training settings of a ``model_name`` run: `TrainingConfig`'s defaults, then the
     model's own ``training_defaults`` (recorded as "model defaults"), then ``layers``."""
-    model_class, _ = lookup(model_name)
-    own_defaults = dict(getattr(model_class, "training_defaults", {}))  # optional in the contract
-    return resolve_config(TrainingConfig, [("model defaults", own_defaults), *layers])
+    return resolve_config(TrainingConfig, [("model defaults", model_training_defaults(model_name)), *layers])
 
 
 def train_run(
