@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ctypes
 import functools
 import hashlib
 import json
@@ -64,6 +63,7 @@ from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
 from auxrec.experiments.runs import build_model, resolve_training, seeded
 from auxrec.models import lookup
+from auxrec.training.allocator import keep_freed_memory
 from auxrec.training.trainer import epoch_batches
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,18 +246,7 @@ def use_variant(model: Any, name: str) -> None:
 
 
 # -- the allocator -------------------------------------------------------------------------------------------
-def keep_freed_memory() -> None:
-    """glibc malloc: never hand big blocks to mmap, never trim the heap, so freed tensors' pages are reused.
-
-    By default every allocation above 32 MiB (the output layer's positions × items logits, their
-    log-softmax and both gradients: ~75 MB each at length 200) is a fresh mmap whose pages the
-    kernel faults in and zeroes on first touch, unmapped again when freed: ~70-80k page faults
-    per step. The arithmetic is the same, so results are unchanged; the process keeps its peak memory.
-    """
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_max = -1, -4  # malloc.h
-    if not (libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2**31 - 1)):
-        raise OSError("mallopt failed")
+# `keep_freed_memory` is the library's (auxrec.training.allocator), which `auxrec train` applies on CPU.
 
 
 # -- FLOPs and the CPU's peak --------------------------------------------------------------------------------

@@ -26,12 +26,12 @@ from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
 from auxrec.models.fusion import FusionSettings, check_fusion_config
+from auxrec.models.output_loss import chunked_cross_entropy
 from auxrec.models.sequence_transformer import SequenceTransformer, check_heads_divide_width
 from auxrec.models.transformer import reverse_positions, trim_padding
 
@@ -126,8 +126,8 @@ class BERT4Rec(SequenceTransformer):
             items = self.output_embeddings()
         targets = batch["targets"]
         has_target = targets != PADDING_ID
-        logits = hidden[has_target] @ items[1:].T  # (N, n_items)
-        return F.cross_entropy(logits.float(), targets[has_target] - 1)
+        # = F.cross_entropy(hidden @ items[1:].T, ...) without (N, n_items) tensors
+        return chunked_cross_entropy(hidden[has_target], items[1:], targets[has_target] - 1)
 
     def user_states(self, sequences: torch.Tensor) -> torch.Tensor:
         """Append [MASK] after the (last max_length − 1 items of the) history; its state scores."""

@@ -42,6 +42,7 @@ from pydantic import Field
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
 from auxrec.models.fusion import FusionSettings, check_fusion_config
+from auxrec.models.output_loss import chunked_cross_entropy
 from auxrec.models.sequence_transformer import SequenceTransformer, check_heads_divide_width
 from auxrec.models.transformer import trim_padding
 
@@ -132,8 +133,9 @@ class SASRec(SequenceTransformer):
         targets = batch["targets"][counted]  # (N,)
         hidden = hidden[counted]  # (N, d)
         if self.config.loss == "ce":
-            logits = hidden @ items[1:].T  # (N, n_items); padding is never a target
-            return F.cross_entropy(logits.float(), targets - 1)
+            # = F.cross_entropy(hidden @ items[1:].T, targets - 1) without (N, n_items) tensors;
+            # padding is never a target
+            return chunked_cross_entropy(hidden, items[1:], targets - 1)
         positive = (hidden * items[targets]).sum(-1)  # (N,)
         negative = (hidden * items[batch["negatives"][counted]]).sum(-1)  # (N,)
         return F.binary_cross_entropy_with_logits(positive, torch.ones_like(positive)) + \

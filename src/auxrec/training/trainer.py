@@ -37,6 +37,7 @@ from auxrec.data.ids import PADDING_ID
 from auxrec.evaluation.evaluator import evaluate
 from auxrec.exceptions import CheckpointError, ConfigError, DamagedFile, TrainingDiverged
 from auxrec.run_layout import CHECKPOINT_NAME, PARTIAL_SUFFIX
+from auxrec.training.allocator import keep_freed_memory
 from auxrec.training.batching import plan_batches
 from auxrec.training.config import TrainingConfig
 from auxrec.training.distributed import (
@@ -256,6 +257,8 @@ def train_neural_model(
     existing one is continued from.
     """
     device = training_device(resolve_device(config.device))
+    if device.type == "cpu":
+        keep_freed_memory()  # same arithmetic, fewer page faults per step (training/allocator.py)
     model.to(device)
     model.prepare_training(dataset)
     broadcast_model(model)
