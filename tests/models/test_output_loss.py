@@ -64,3 +64,12 @@ def test_without_gradients_it_is_only_the_value():
 def test_chunk_rows_bounds_the_block():
     assert chunk_rows(1_682) * 1_682 * 4 <= CHUNK_BYTES < (chunk_rows(1_682) + 1) * 1_682 * 4
     assert chunk_rows(10**6) == MIN_CHUNK_ROWS
+
+
+def test_autocast_keeps_the_loss_in_float32():
+    # the trainer runs CUDA in bf16 autocast; the logits and their gradient must not drop to bf16
+    hidden, items, targets = _inputs(40, 7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = chunked_cross_entropy(hidden, items, targets, 32)
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value, F.cross_entropy(hidden @ items.T, targets), rtol=1e-5, atol=1e-6)

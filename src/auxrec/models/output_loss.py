@@ -47,6 +47,13 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
                 rows: int) -> torch.Tensor:
+        # under (CUDA's bf16) autocast the logits and the in-place softmax gradient stay float32
+        with torch.autocast(hidden.device.type, enabled=False):
+            return _ChunkedCrossEntropy._forward(ctx, hidden, items, targets, rows)
+
+    @staticmethod
+    def _forward(ctx: Any, hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
+                 rows: int) -> torch.Tensor:
         n = hidden.shape[0]
         want_hidden, want_items = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         hidden32, items32 = hidden.float(), items.float()
