@@ -51,6 +51,13 @@ it gives the same files as before the option existed.
 
 The folder holds Parquet tables and ``manifest.json``. Preparation is deterministic: the
 same input and options give the same fingerprint and byte-identical files.
+
+**Memory.** Steps 1-5 never copy the interaction table: they read one lean array per
+column (`EncodedInteractions`: int32 id codes), narrow one mask over the source rows and
+reuse one stable sort of all rows (`cleaned_rows`); the fingerprint is hashed in blocks.
+Beyond the loaded table, a 20M-row dataset (the ``ml20m`` synthetic preset) needs about
+1 GB; the files and fingerprint are those of the earlier whole-table pandas steps
+(``tests/data/test_prepare_equivalence.py``).
 """
 
 from __future__ import annotations
@@ -73,7 +80,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from auxrec import __version__
-from auxrec.data.ids import PADDING_ID, distinct_sorted_ids, id_map_frame, to_internal
+from auxrec.data.ids import FIRST_ID, PADDING_ID, distinct_sorted_ids, id_map_frame, to_internal
 from auxrec.data.schema import InteractionAggregate, RawDataset
 from auxrec.exceptions import DataError
 from auxrec.io import check_output_folder, folder_mode, mark_output
@@ -84,6 +91,7 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 MIN_EVALUATED_LENGTH = 3  # train item(s) + validation target + test target
+FINGERPRINT_BLOCK_ROWS = 1 << 20  # rows hashed at a time (a few MB of temporaries per column)
 
 
 class PrepareOptions(BaseModel):
@@ -107,29 +115,145 @@ class PrepareOptions(BaseModel):
         return values
 
 
+@dataclass(frozen=True)
+class EncodedInteractions:
+    """The interaction columns that cleaning reads, as one lean numpy array each.
+
+    ``users[r]`` is the 1-based position of row r's user in ``user_index``, the distinct
+    original ids sorted (`distinct_sorted_ids`), so comparing codes compares original ids;
+    likewise for items. Timestamps and ratings are the loaded columns themselves, not copies.
+    """
+
+    users: np.ndarray  # (n_rows,) int32, 1..len(user_index)
+    items: np.ndarray  # (n_rows,) int32, 1..len(item_index)
+    timestamps: np.ndarray  # (n_rows,) int64 seconds
+    ratings: np.ndarray | None  # (n_rows,) float64, or None when the data has no ratings
+    user_index: pd.Index  # distinct original user ids, sorted
+    item_index: pd.Index  # distinct original item ids, sorted
+
+    @classmethod
+    def from_frame(cls, interactions: pd.DataFrame) -> EncodedInteractions:
+        users, user_index = _encoded(interactions["user"], "user")
+        items, item_index = _encoded(interactions["item"], "item")
+        return cls(
+            users=users,
+            items=items,
+            timestamps=interactions["timestamp"].to_numpy(dtype=np.int64),
+            ratings=interactions["rating"].to_numpy(dtype=np.float64) if "rating" in interactions else None,
+            user_index=user_index,
+            item_index=item_index,
+        )
+
+
+def _encoded(ids: pd.Series, what: str) -> tuple[np.ndarray, pd.Index]:
+    """Each row's 1-based position among the sorted distinct ids, and those ids (`auxrec.data.ids`).
+
+    The ids are factorized once and only the distinct ones are sorted and numbered: text ids
+    then never become one Python string per row (over 1 GB per column at 20M rows).
+    """
+    codes, distinct = pd.factorize(ids, use_na_sentinel=False)
+    index = distinct_sorted_ids(pd.Series(distinct), what)
+    return to_internal(index, distinct.to_numpy())[codes], index
+
+
+def sort_by_user_and_time(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """Row order sorting by (user, timestamp), stably: ties keep the source row order.
+
+    ``users`` are non-negative integer codes. One int64 key ``user * span + time`` sorts with
+    numpy's stable sort (timsort), which is linear on data already in user/time order, the
+    usual layout of a source file; lexsort is kept for spans too wide for the key.
+    """
+    if len(users) == 0:
+        return np.zeros(0, dtype=np.int64)
+    earliest = int(timestamps.min())
+    span = int(timestamps.max()) - earliest + 1
+    if (int(users.max()) + 1) * span > np.iinfo(np.int64).max:
+        return np.lexsort((timestamps, users))
+    key = users.astype(np.int64) * span + (timestamps - earliest)
+    return np.argsort(key, kind="stable")
+
+
+def duplicate_rows(rows: EncodedInteractions, order: np.ndarray) -> np.ndarray:
+    """True for each row equal in user, item, timestamp and rating to an earlier source row.
+
+    ``order`` is `sort_by_user_and_time` of all ``rows``. Equal rows share user and time, so
+    they lie in one run of equal (user, time) there, in source order; only the rows of such
+    runs (a small share unless times are coarse, like dates) are sorted again by item and
+    rating. Missing ratings equal each other, as in `pandas.DataFrame.duplicated`.
+    """
+    duplicate = np.zeros(len(order), dtype=bool)
+    users, timestamps = rows.users[order], rows.timestamps[order]
+    tied = (users[1:] == users[:-1]) & (timestamps[1:] == timestamps[:-1])  # (n - 1,) row i+1 ties row i
+    del users, timestamps
+    after_tie = np.concatenate([[False], tied])
+    positions = np.flatnonzero(after_tie | np.concatenate([tied, [False]]))  # sorted rows in a run of >= 2
+    if len(positions) == 0:
+        return duplicate
+    run = np.maximum.accumulate(np.where(after_tie[positions], 0, positions))  # the run's first position
+    source = order[positions]
+    items = rows.items[source]
+    ratings = None if rows.ratings is None else rows.ratings[source]
+    by = np.lexsort([positions, items, run] if ratings is None else [positions, ratings, items, run])
+    source, run, items = source[by], run[by], items[by]  # by run, item, rating; equal rows in source order
+    same = (run[1:] == run[:-1]) & (items[1:] == items[:-1])
+    if ratings is not None:
+        ratings = ratings[by]
+        same &= (ratings[1:] == ratings[:-1]) | (np.isnan(ratings[1:]) & np.isnan(ratings[:-1]))
+    duplicate[source[1:][same]] = True
+    return duplicate
+
+
+def k_core_rows(rows: EncodedInteractions, keep: np.ndarray, k: int) -> np.ndarray:
+    """``keep`` narrowed until every kept user and item has >= ``k`` kept rows (iteratively)."""
+    if k <= 1:
+        return keep
+    keep = keep.copy()
+    while True:
+        kept = np.flatnonzero(keep)
+        users, items = rows.users[kept], rows.items[kept]
+        enough = (np.bincount(users) >= k)[users] & (np.bincount(items) >= k)[items]
+        if enough.all():
+            return keep
+        keep[kept[~enough]] = False
+
+
 def drop_exact_duplicates(interactions: pd.DataFrame) -> pd.DataFrame:
     """Drop rows identical in every interaction column, keeping the first occurrence."""
-    columns = [c for c in ("user", "item", "timestamp", "rating") if c in interactions.columns]
-    return interactions.loc[~interactions.duplicated(subset=columns, keep="first")]
+    rows = EncodedInteractions.from_frame(interactions)
+    return interactions.loc[~duplicate_rows(rows, sort_by_user_and_time(rows.users, rows.timestamps))]
 
 
 def k_core_filter(interactions: pd.DataFrame, k: int) -> pd.DataFrame:
     """Repeatedly drop users and items with fewer than ``k`` interactions until stable."""
-    if k <= 1:
-        return interactions
-    current = interactions
-    while True:
-        user_counts = current["user"].map(current["user"].value_counts())
-        item_counts = current["item"].map(current["item"].value_counts())
-        keep = (user_counts >= k) & (item_counts >= k)
-        if keep.all():
-            return current
-        current = current.loc[keep]
+    keep = np.ones(len(interactions), dtype=bool)
+    return interactions.loc[k_core_rows(EncodedInteractions.from_frame(interactions), keep, k)]
 
 
-def sort_by_user_and_time(interactions: pd.DataFrame) -> pd.DataFrame:
-    """Stable sort by (user, timestamp): ties keep the source row order."""
-    return interactions.sort_values(["user", "timestamp"], kind="stable")
+def cleaned_rows(
+    rows: EncodedInteractions, options: PrepareOptions, dataset: str
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Steps 1-4: the rows that stay, as source row numbers in (user, time) order, and what was dropped.
+
+    Every filter narrows one mask over the source rows, in the order of the module docstring,
+    and the one sort of all rows is then restricted to the kept ones (a stable sort of a
+    subset is the subset of the stable sort), so no step copies the table.
+    """
+    n_input = len(rows.users)
+    order = sort_by_user_and_time(rows.users, rows.timestamps)
+    keep = ~duplicate_rows(rows, order) if options.drop_duplicates else np.ones(n_input, dtype=bool)
+    counts = {"input_interactions": n_input, "duplicates_dropped": n_input - int(np.count_nonzero(keep))}
+    if options.min_rating is not None:
+        if rows.ratings is None:
+            raise DataError(f"{dataset}: --min-rating was given but the data has no ratings")
+        below = ~(rows.ratings >= options.min_rating)  # a missing rating is below every threshold
+        counts["below_min_rating_dropped"] = int(np.count_nonzero(keep & below))
+        keep &= ~below
+    before = int(np.count_nonzero(keep))
+    keep = k_core_rows(rows, keep, options.k_core)
+    counts["k_core_dropped"] = before - int(np.count_nonzero(keep))
+    if not keep.any():
+        raise DataError(f"{dataset}: no interactions are left after filtering ({options.manifest_values()})")
+    return order[keep[order]], counts
 
 
 def leave_one_out_split(users: np.ndarray) -> np.ndarray:
@@ -199,7 +323,7 @@ def hold_out_cold_items(
     The arrays are the prepared interaction rows sorted by (user, time), internal item ids
     1..``n_items``, with their `leave_one_out_split` codes. Pure: nothing is modified.
     """
-    items = np.asarray(items, dtype=np.int64)
+    items = np.asarray(items)  # indices as they come: an int64 copy of 20M ids would only cost memory
     timestamps = np.asarray(timestamps, dtype=np.int64)
     first_seen = np.full(n_items + 1, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first_seen, items, timestamps)
@@ -213,21 +337,26 @@ def hold_out_cold_items(
                         "use a larger fraction")
     train = split_codes == SPLITS.index("train")
     dropped = train & cold[items]
-    users = np.asarray(users, dtype=np.int64)
-    has_train = np.zeros(int(users.max(initial=0)) + 1, dtype=bool)
+    users = np.asarray(users)
+    present_users = np.zeros(int(users.max(initial=0)) + 1, dtype=bool)
+    present_users[users] = True
+    has_train = np.zeros_like(present_users)
     has_train[users[train & ~dropped]] = True
     orphan = ~has_train[users] & ~dropped  # rows of users left without a training row
     keep = ~dropped & ~orphan
     return ColdStartHoldOut(
         keep=keep, cold=cold, cut=cut, train_rows_dropped=int(dropped.sum()),
-        users_dropped=len(np.unique(users)) - len(np.unique(users[keep])), rows_of_dropped_users=int(orphan.sum()),
+        users_dropped=int(np.count_nonzero(present_users & ~has_train)),  # they keep no row
+        rows_of_dropped_users=int(orphan.sum()),
     )
 
 
 def _renumbered(index: pd.Index, ids: np.ndarray) -> tuple[pd.Index, np.ndarray]:
     """Keep the ids (1-based positions in ``index``) still used, numbered 1..n again in the same order."""
-    kept = np.unique(ids)
-    return index[kept - 1], (np.searchsorted(kept, ids) + 1).astype(np.int32)
+    used = np.zeros(len(index) + FIRST_ID, dtype=bool)
+    used[ids] = True
+    renumbered = np.cumsum(used, dtype=np.int32)  # used id i → how many used ids are <= i
+    return index[used[FIRST_ID:]], renumbered[ids]
 
 
 def _fingerprint(tables: dict[str, pd.DataFrame], options: dict[str, Any]) -> str:
@@ -238,8 +367,13 @@ def _fingerprint(tables: dict[str, pd.DataFrame], options: dict[str, Any]) -> st
         frame = tables[name]
         digest.update(name.encode())
         digest.update(json.dumps(list(map(str, frame.columns))).encode())
-        hashed = pd.util.hash_pandas_object(frame.map(_hashable) if _needs_mapping(frame) else frame, index=False)
-        digest.update(hashed.to_numpy().tobytes())
+        # A row's hash depends on that row only, so hashing in blocks gives the bytes of hashing the
+        # whole table at once, without its several table-sized temporary arrays.
+        for start in range(0, len(frame), FINGERPRINT_BLOCK_ROWS):
+            block = frame.iloc[start:start + FINGERPRINT_BLOCK_ROWS]
+            values = block.map(_hashable) if _needs_mapping(block) else block
+            hashed = pd.util.hash_pandas_object(values, index=False)
+            digest.update(hashed.to_numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -264,39 +398,16 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
     """
     options = options or PrepareOptions()
     raw.validate()
-    interactions = raw.interactions
-    n_input = len(interactions)
-    counts: dict[str, int] = {"input_interactions": n_input}
-
-    if options.drop_duplicates:
-        interactions = drop_exact_duplicates(interactions)
-    counts["duplicates_dropped"] = n_input - len(interactions)
-    if options.min_rating is not None:
-        if "rating" not in interactions.columns:
-            raise DataError(f"{raw.name}: --min-rating was given but the data has no ratings")
-        before = len(interactions)
-        interactions = interactions.loc[interactions["rating"] >= options.min_rating]
-        counts["below_min_rating_dropped"] = before - len(interactions)
-    before = len(interactions)
-    interactions = k_core_filter(interactions, options.k_core)
-    counts["k_core_dropped"] = before - len(interactions)
-    if len(interactions) == 0:
-        raise DataError(f"{raw.name}: no interactions are left after filtering ({options.manifest_values()})")
-
-    user_index = distinct_sorted_ids(interactions["user"], "user")
-    item_index = distinct_sorted_ids(interactions["item"], "item")
+    rows = EncodedInteractions.from_frame(raw.interactions)
+    order, counts = cleaned_rows(rows, options, raw.name)  # source row behind each prepared row
+    user_index, user_column = _renumbered(rows.user_index, rows.users[order])
+    item_index, item_column = _renumbered(rows.item_index, rows.items[order])
     table = pd.DataFrame(
-        {
-            "user": to_internal(user_index, interactions["user"].to_numpy()),
-            "item": to_internal(item_index, interactions["item"].to_numpy()),
-            "timestamp": interactions["timestamp"].to_numpy(dtype=np.int64),
-        }
+        {"user": user_column, "item": item_column, "timestamp": rows.timestamps[order]}, copy=False
     )
-    if "rating" in interactions.columns:
-        table["rating"] = interactions["rating"].to_numpy(dtype=np.float32)
-    table = sort_by_user_and_time(table)
-    order = table.index.to_numpy()  # row of ``interactions`` behind each sorted row
-    table = table.reset_index(drop=True)
+    if rows.ratings is not None:
+        table["rating"] = rows.ratings[order].astype(np.float32)
+    del rows  # the codes of all source rows: freed before the item and user tables and the fingerprint
     split_codes = leave_one_out_split(table["user"].to_numpy())
     cold_start: dict[str, Any] | None = None
     if options.cold_start_fraction is not None:
@@ -323,7 +434,9 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
     table["split"] = pd.Categorical.from_codes(split_codes, categories=list(SPLITS))
 
     sources = {a.source for a in raw.item_aggregates}
-    values = {s: interactions[s].to_numpy(dtype=np.float64, na_value=np.nan)[order] for s in sorted(sources)}
+    values = {
+        s: raw.interactions[s].to_numpy(dtype=np.float64, na_value=np.nan)[order] for s in sorted(sources)
+    }
     aggregates = training_item_aggregates(
         raw.item_aggregates, table["item"].to_numpy(), split_codes, values, len(item_index)
     )
@@ -334,7 +447,7 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
         )
     users = _user_table(raw, user_index)
 
-    lengths = table.groupby("user", sort=True).size().to_numpy()
+    lengths = np.bincount(table["user"].to_numpy())[FIRST_ID:]  # users are numbered 1..n, each has rows
     n_split = {name: int((split_codes == code).sum()) for code, name in enumerate(SPLITS)}
     counts.update(
         {

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -168,16 +169,15 @@ def load_generic(source: Path, schema: Path | str | None = None,
         columns.append("rating")
         inter = inter.model_copy(update={"rating": "rating"})
     raw = _read_table(inter_path, columns, inter.separator, id_columns=[inter.user, inter.item])
-    interactions = pd.DataFrame(
-        {
-            "user": _ids(raw[inter.user], inter.user_dtype, inter.user, inter_path),
-            "item": _ids(raw[inter.item], inter.item_dtype, inter.item, inter_path),
-            "timestamp": _timestamps(raw[inter.timestamp], inter.timestamp_unit, inter.timestamp, inter_path),
-        }
-    )
+    renamed = {
+        "user": _ids(raw[inter.user], inter.user_dtype, inter.user, inter_path),
+        "item": _ids(raw[inter.item], inter.item_dtype, inter.item, inter_path),
+        "timestamp": _timestamps(raw[inter.timestamp], inter.timestamp_unit, inter.timestamp, inter_path),
+    }
     if inter.rating:
-        interactions["rating"] = _numbers(raw[inter.rating], inter.rating, inter_path)
+        renamed["rating"] = _numbers(raw[inter.rating], inter.rating, inter_path)
     del raw
+    interactions = pd.DataFrame(renamed, copy=False)  # columns already of the right type are not copied again
 
     items = None
     item_columns = ItemColumns()
@@ -288,7 +288,7 @@ def _read_table(path: Path, columns: list[str], separator: str | None, id_column
     require_columns(header, unique, path, NAME)
     if _is_parquet(path):
         try:
-            return pq.read_table(path, columns=unique).to_pandas()
+            return _read_parquet(path, unique)
         except Exception as exc:
             raise DataError(f"{NAME}: cannot read {path.name} as Parquet: {exc}") from None
     sep = _separator(path, separator)
@@ -300,6 +300,22 @@ def _read_table(path: Path, columns: list[str], separator: str | None, id_column
     except (ValueError, TypeError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{NAME}: cannot parse {path.name} ({path}): {message}") from None
+
+
+def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of a Parquet file, decoded and converted to pandas one column at a time.
+
+    Converting a whole Arrow table holds it and its pandas copy at once (2x the data);
+    column by column, only one column is held twice. Each column is still converted as a
+    table (with the file's pandas metadata), so the dtypes are those of a whole-table read.
+    One thread: decoding is memory-bound, and more threads were slower on a busy machine.
+    """
+    file = pq.ParquetFile(path)
+    frame = {c: file.read(columns=[c], use_threads=False).to_pandas()[c] for c in columns}
+    # Arrow's allocator keeps the freed decoding buffers for reuse; what follows allocates
+    # through numpy, so hand them back (a few hundred MB on a 20M-row file).
+    pa.default_memory_pool().release_unused()
+    return pd.DataFrame(frame, copy=False)
 
 
 def _ids(values: pd.Series, dtype: str, column: str, path: Path) -> pd.Series:
@@ -353,7 +369,9 @@ def _timestamps(values: pd.Series, unit: str, column: str, path: Path) -> np.nda
         )
     divisor = _UNIT_DIVISOR[unit]
     if pd.api.types.is_integer_dtype(numbers):
-        seconds = (numbers.to_numpy(dtype=np.int64) // divisor).astype(np.int64)
+        seconds = numbers.to_numpy(dtype=np.int64)
+        if divisor != 1:  # seconds already are the loaded column, not a copy of it
+            seconds = seconds // divisor
     else:
         # Checked before the cast: a float beyond int64 (1e30, inf) casts to INT64_MIN and
         # would silently move the user's latest interaction to the front of the history.
