@@ -121,13 +121,12 @@ class BERT4Rec(SequenceTransformer):
             targets = batch["targets"]
             return self.sampled_softmax_loss(batch["inputs"], targets, targets != PADDING_ID,
                                              batch["sampled_items"])
+        has_target = batch["targets"] != PADDING_ID  # the masked positions
         with self.fusion_batch():
-            hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
+            hidden, targets = self.counted_states(batch["inputs"], has_target, batch["targets"])  # (N, d), (N,)
             items = self.output_embeddings()
-        targets = batch["targets"]
-        has_target = targets != PADDING_ID
-        # = F.cross_entropy(hidden @ items[1:].T, ...) without (N, n_items) tensors
-        return chunked_cross_entropy(hidden[has_target], items[1:], targets[has_target] - 1)
+        # = F.cross_entropy(hidden @ items[1:].T, targets - 1) without (N, n_items) tensors
+        return chunked_cross_entropy(hidden, items[1:], targets - 1)
 
     def user_states(self, sequences: torch.Tensor) -> torch.Tensor:
         """Append [MASK] after the (last max_length − 1 items of the) history; its state scores."""

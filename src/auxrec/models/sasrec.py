@@ -126,18 +126,17 @@ class SASRec(SequenceTransformer):
         if self.config.loss == "sampled":
             return self.sampled_softmax_loss(batch["inputs"], batch["targets"], self.loss_positions(batch),
                                              batch["sampled_items"])
-        with self.fusion_batch():
-            hidden, _ = self.encode(batch["inputs"])  # (B, L, d)
-            items = self.output_embeddings()
         counted = self.loss_positions(batch)  # (B, L)
-        targets = batch["targets"][counted]  # (N,)
-        hidden = hidden[counted]  # (N, d)
+        aligned = (batch["targets"],) if self.config.loss == "ce" else (batch["targets"], batch["negatives"])
+        with self.fusion_batch():
+            hidden, targets, *negatives = self.counted_states(batch["inputs"], counted, *aligned)  # (N, d), (N,)
+            items = self.output_embeddings()
         if self.config.loss == "ce":
             # = F.cross_entropy(hidden @ items[1:].T, targets - 1) without (N, n_items) tensors;
             # padding is never a target
             return chunked_cross_entropy(hidden, items[1:], targets - 1)
         positive = (hidden * items[targets]).sum(-1)  # (N,)
-        negative = (hidden * items[batch["negatives"][counted]]).sum(-1)  # (N,)
+        negative = (hidden * items[negatives[0]]).sum(-1)  # (N,)
         return F.binary_cross_entropy_with_logits(positive, torch.ones_like(positive)) + \
             F.binary_cross_entropy_with_logits(negative, torch.zeros_like(negative))
 

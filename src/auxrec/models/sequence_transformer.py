@@ -35,7 +35,16 @@ from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.models.base import NeuralRecommender, UserHistories
 from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, fusion_options
-from auxrec.models.transformer import TransformerBlock, attention_mask, reverse_positions
+from auxrec.models.transformer import (
+    DropoutReplay,
+    SequenceDropout,
+    TransformerBlock,
+    attention_mask,
+    length_groups,
+    replaying_dropout,
+    reverse_positions,
+    trim_padding,
+)
 
 
 def check_heads_divide_width(hidden_dim: int, n_heads: int) -> None:
@@ -62,6 +71,9 @@ class SequenceTransformer(NeuralRecommender):
     # went on to .506 at epoch 64.
     training_defaults: ClassVar[dict[str, Any]] = {"batch_size": 128, "patience": 10}
     shared_batch_keys: ClassVar[tuple[str, ...]] = ("sampled_items",)  # one draw per batch (loss="sampled")
+    # CPU training encodes a batch as this many groups of rows of similar length (`counted_states`);
+    # 1 encodes it whole. 4 was fastest of 1, 2, 4, 8 for SASRec on ML-100K (benchmarks/README.md).
+    training_length_groups: ClassVar[int] = 4
 
     @classmethod
     def revisions(cls, config: Any, with_features: bool) -> dict[str, int]:
@@ -78,7 +90,7 @@ class SequenceTransformer(NeuralRecommender):
         width = config.hidden_dim
         self.item_embedding = nn.Embedding(self.n_embeddings, width, padding_idx=PADDING_ID)
         self.position_embedding = nn.Embedding(config.max_length, width)
-        self.input_dropout = nn.Dropout(config.dropout)
+        self.input_dropout = SequenceDropout(config.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(width, config.n_heads, config.ffn_dim, config.dropout, self.activation,
                              config.norm_first)
@@ -168,6 +180,34 @@ class SequenceTransformer(NeuralRecommender):
                 weights.append(block_weights)
         return self.final_norm(x), weights
 
+    def counted_states(self, inputs: torch.Tensor, counted: torch.Tensor, *aligned: torch.Tensor
+                       ) -> tuple[torch.Tensor, ...]:
+        """Training: (N, d) final states where ``counted`` (B, L) is True, then each ``aligned`` (B, L) there.
+
+        Equal to ``encode(inputs)[0][counted]`` and ``a[counted]``, up to the order of the N
+        rows (the same for every returned tensor) and float rounding. In CPU training the batch
+        is encoded in `length_groups`, each trimmed to its longest history, with the whole
+        batch's dropout noise replayed (`auxrec.models.transformer`, "Length groups"): the
+        same positions, inputs and dropout, less padding. ``counted`` must lie on real input
+        positions (a left-padded row's padding never carries a loss).
+        """
+        groups = self.training_length_groups if self.training and inputs.device.type == "cpu" else 1
+        if groups <= 1 or len(inputs) < 2:
+            hidden, _ = self.encode(inputs)
+            return (hidden[counted], *(tensor[counted] for tensor in aligned))
+        replay = DropoutReplay(*inputs.shape)
+        parts: list[list[torch.Tensor]] = [[] for _ in range(1 + len(aligned))]
+        with replaying_dropout(replay):
+            for rows in length_groups(inputs, groups):
+                group = trim_padding(inputs[rows])
+                width = group.shape[1]
+                replay.start_group(rows, width)
+                hidden, _ = self.encode(group)
+                group_counted = counted[rows][:, -width:]
+                for part, tensor in zip(parts, (hidden, *(t[rows][:, -width:] for t in aligned)), strict=True):
+                    part.append(tensor[group_counted])
+        return tuple(torch.cat(part) for part in parts)
+
     def output_embeddings(self) -> torch.Tensor:
         """(n_items + 1, d) candidate representations (padding row included, never a [MASK] row)."""
         table = self.item_embedding.weight[: self.n_items + 1]
@@ -215,9 +255,7 @@ class SequenceTransformer(NeuralRecommender):
         the target would otherwise also count as its own negative.
         """
         with self.fusion_batch():
-            hidden, _ = self.encode(inputs)  # (B, L, d)
-            hidden = hidden[counted]  # (N, d)
-            positives = targets[counted]  # (N,)
+            hidden, positives = self.counted_states(inputs, counted, targets)  # (N, d), (N,)
             positive_logits = (hidden * self.output_rows(positives)).sum(-1, keepdim=True)  # (N, 1)
             sampled_logits = hidden @ self.output_rows(sampled).T  # (N, K)
         sampled_logits = sampled_logits.float() - self.log_expected_draws(sampled)
