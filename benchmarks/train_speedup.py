@@ -43,13 +43,16 @@ ARMS = ("before", "after", "after-malloc-default")
 METRICS = ("NDCG@10", "HR@10")
 
 
-def arm_environment(arm: str, baseline_src: Path, threads: int) -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+def arm_environment(arm: str, args: argparse.Namespace) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     env.pop("AUXREC_MALLOC", None)
+    env.pop("PYTHONPATH", None)
+    # a src/ folder on PYTHONPATH shadows the editable install of this checkout
     if arm == "before":
-        # the baseline's package shadows the editable install of this checkout
-        env["PYTHONPATH"] = str(baseline_src)
-    elif arm == "after-malloc-default":
+        env["PYTHONPATH"] = str(args.baseline_src)
+    elif args.candidate_src:
+        env["PYTHONPATH"] = str(args.candidate_src)
+    if arm == "after-malloc-default":
         env["AUXREC_MALLOC"] = "default"
     return env
 
@@ -60,7 +63,7 @@ def run_arm(arm: str, args: argparse.Namespace, round_: int) -> dict[str, Any]:
                "--seed", str(args.seed), "--no-progress", "--overwrite", *args.extra]
     if args.epochs:
         command += ["--epochs", str(args.epochs)]
-    env = arm_environment(arm, args.baseline_src, args.threads)
+    env = arm_environment(arm, args)
     check = subprocess.run([sys.executable, "-c", "import auxrec; print(auxrec.__file__)"], env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     started = time.perf_counter()
@@ -98,6 +101,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-src", type=Path, required=True, help="src/ folder of the older checkout")
+    parser.add_argument("--candidate-src", type=Path,
+                        help="src/ folder of the code to compare (default: this checkout's installed package); "
+                             "a frozen copy lets you edit the checkout while the benchmark runs")
     parser.add_argument("--data", type=Path, default=Path("/tmp/ml100k-prof"), help="prepared ML-100K")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/train_speedup-runs"))
     parser.add_argument("--arms", default=",".join(ARMS))
