@@ -127,10 +127,10 @@ def main() -> None:
             print(f"round {round_} {arm}: {result['positions_per_second']:,.0f} positions/s over {result['epochs']} "
                   f"epochs, test {result['test']}", flush=True)
             report["results"].append(result)
+            if args.out:  # after every run, so a long comparison stopped early keeps what it measured
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(report, indent=1) + "\n")
     print_table(report["results"])
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

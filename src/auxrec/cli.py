@@ -307,7 +307,7 @@ def breakdown(
 @user_errors_as_one_line
 def generate(
     out: Annotated[Path, typer.Option(help="folder to write (generic source format)")],
-    preset: Annotated[str, typer.Option(help="tiny, small or ml20m")] = "small",
+    preset: Annotated[str, typer.Option(help="tiny, small, ml20m or catalog1m")] = "small",
     seed: Annotated[int, typer.Option(help="generator seed")] = 0,
     images: Annotated[bool | None, typer.Option(help="write item images (default: the preset's)")] = None,
 ) -> None:

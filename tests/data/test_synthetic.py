@@ -166,13 +166,25 @@ def test_ratings_follow_the_users_favourite_colour(medium: RawDataset) -> None:
 
 
 def test_presets_exist_with_expected_sizes() -> None:
-    assert set(PRESETS) == {"tiny", "small", "ml20m"}
+    assert set(PRESETS) == {"tiny", "small", "ml20m", "catalog1m"}
     small = SyntheticConfig.preset("small")
     assert 1_000 <= small.n_users <= 2_000 and 1_000 <= small.n_items <= 2_000 and small.images
     ml20m = SyntheticConfig.preset("ml20m")
     assert ml20m.n_users == 138_493 and ml20m.n_items == 26_744 and not ml20m.images
     assert 19e6 <= ml20m.n_users * ml20m.mean_sequence_length <= 21e6
     assert SyntheticConfig.preset("tiny", seed=5).seed == 5
+
+
+def test_catalog1m_preset_is_a_shop_with_a_million_items() -> None:
+    """benchmarks/scale.py's 1M-item preset: validated here, never generated in a test (~40 s)."""
+    config = SyntheticConfig.preset("catalog1m")
+    assert config.dataset_name == "synthetic-catalog1m" and not config.images
+    # 2^20 items, of which ~1.02M occur in some interaction (`prepare` keeps only those).
+    assert config.n_items == 2**20
+    assert config.min_sequence_length == 5 and 15 <= config.mean_sequence_length <= 25
+    assert 10e6 <= config.n_users * config.mean_sequence_length <= 14e6
+    assert config.zipf_exponent < PRESETS["ml20m"].zipf_exponent  # flatter tail: most items occur
+    assert SyntheticConfig.preset("catalog1m", n_users=1_000).n_users == 1_000
 
 
 def test_unknown_preset_is_a_config_error() -> None:
