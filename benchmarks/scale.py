@@ -34,11 +34,15 @@ killer to pick it first (``oom_score_adj`` 1000).
 Run from the repository root, nothing else big running (stages are sequential):
 
     .venv/bin/python benchmarks/scale.py --preset ml20m --label after --max-steps 200
-    .venv/bin/python benchmarks/scale.py --preset ml20m --label before --pythonpath ../before/src --max-steps 200
+    .venv/bin/python benchmarks/scale.py --preset ml20m --label before --pythonpath ../before/src \\
+        --max-steps 200
     .venv/bin/python benchmarks/scale.py --preset catalog1m --label before --pythonpath ../before/src \\
-        --loss sampled --max-steps 200
+        --loss sampled --max-steps 200 --eval-users 20000
     .venv/bin/python benchmarks/scale.py --preset catalog1m --label before --pythonpath ../before/src \\
         --loss ce --max-steps 3 --stages sasrec --append
+
+(the last one last: a training stage that finishes replaces the work folder's model, which
+the evaluate stage reads).
 
 JSON: ``{"runs": [report, ...]}`` in ``--out`` (default benchmarks/results/scale-PRESET-LABEL.json),
 each report with the commands, settings, versions, machine and per-stage results.
@@ -77,7 +81,7 @@ SHORT_MAX_LENGTH = 50
 SAMPLE_SECONDS = 0.2
 
 
-# -- where a run keeps its files ------------------------------------------------------------------------------
+# -- where a run keeps its files -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WorkFolder:
     path: Path
@@ -103,7 +107,7 @@ class WorkFolder:
         return found.is_file()
 
 
-# -- one stage's outcome ----------------------------------------------------------------------------------------
+# -- one stage's outcome -------------------------------------------------------------------------------------
 @dataclass
 class StageResult:
     stage: str
@@ -148,7 +152,8 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
-def watch_child(pidfd: int, pid: int, limits: argparse.Namespace, done: threading.Event, watch: Watch) -> None:
+def watch_child(pidfd: int, pid: int, limits: argparse.Namespace, done: threading.Event,
+                watch: Watch) -> None:
     """Sample the child until ``done``; kill it (through its pidfd: never a reused pid) past a limit."""
     started = time.monotonic()
     while not done.wait(SAMPLE_SECONDS):
@@ -161,7 +166,8 @@ def watch_child(pidfd: int, pid: int, limits: argparse.Namespace, done: threadin
             watch.kill_reason = f"RSS {rss / GIB:.1f} GiB above --memory-limit-gib {limits.memory_limit_gib}"
         elif available < limits.min_available_gib * GIB:
             watch.kill_reason = (f"machine's available memory {available / GIB:.1f} GiB below "
-                                 f"--min-available-gib {limits.min_available_gib} (child RSS {rss / GIB:.1f} GiB)")
+                                 f"--min-available-gib {limits.min_available_gib} "
+                                 f"(child RSS {rss / GIB:.1f} GiB)")
         elif limits.stage_timeout_min and time.monotonic() - started > 60 * limits.stage_timeout_min:
             watch.kill_reason = f"ran past --stage-timeout-min {limits.stage_timeout_min}"
         if watch.kill_reason:
@@ -181,8 +187,9 @@ def run_stage(stage: str, command: list[str], env: dict[str, str], log: Path,
     watch, done = Watch(), threading.Event()
     with log.open("w") as output:
         started = time.perf_counter()
+        # preexec_fn is safe here: no other thread runs (the previous stage's watchdog was joined)
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-                                   preexec_fn=volunteer_for_oom_killer)
+                                   preexec_fn=volunteer_for_oom_killer)  # noqa: PLW1509
         pidfd = os.pidfd_open(process.pid)
         watchdog = threading.Thread(target=watch_child, args=(pidfd, process.pid, limits, done, watch))
         watchdog.start()
@@ -203,13 +210,15 @@ def run_stage(stage: str, command: list[str], env: dict[str, str], log: Path,
         result.status, result.reason = "killed", f"killed by the watchdog: {watch.kill_reason}"
     elif result.returncode == -signal.SIGKILL:
         result.status, result.reason = "killed", "SIGKILL from outside (the kernel's OOM killer?)"
+    elif result.returncode < 0:
+        result.status, result.reason = "killed", f"{signal.Signals(-result.returncode).name} from outside"
     elif result.returncode != 0:
         last = result.output_tail[-1] if result.output_tail else ""
         result.status, result.reason = "failed", f"exit {result.returncode}: {last}"
     return result
 
 
-# -- the commands ------------------------------------------------------------------------------------------------
+# -- the commands --------------------------------------------------------------------------------------------
 def child_environment(pythonpath: Path, threads: int) -> dict[str, str]:
     """The code under test first on the path; every thread pool (torch, BLAS, Arrow) at ``threads``."""
     env = dict(os.environ, PYTHONPATH=str(pythonpath), TQDM_DISABLE="1")
@@ -225,10 +234,11 @@ def driver(name: str, args: argparse.Namespace, work: WorkFolder, *options: str)
 
 def stage_command(stage: str, args: argparse.Namespace, work: WorkFolder) -> list[str]:
     auxrec = [sys.executable, "-m", "auxrec"]
-    training = ["--max-length", str(args.max_length), "--loss", args.loss, "--n-negatives", str(args.n_negatives),
-                "--max-steps", str(args.max_steps)]
+    training = ["--max-length", str(args.max_length), "--loss", args.loss,
+                "--n-negatives", str(args.n_negatives), "--max-steps", str(args.max_steps)]
     commands = {
-        "generate": [*auxrec, "generate", "--preset", args.preset, "--seed", str(args.seed), "--out", str(work.raw)],
+        "generate": [*auxrec, "generate", "--preset", args.preset, "--seed", str(args.seed),
+                     "--out", str(work.raw)],
         "prepare": [*auxrec, "prepare", "synthetic", "--source", str(work.raw), "--out", str(work.prepared),
                     "--overwrite"],
         "embed": driver("embed", args, work, "--modalities", args.modalities),
@@ -247,14 +257,16 @@ def run_stages(args: argparse.Namespace, work: WorkFolder) -> list[StageResult]:
         command = stage_command(stage, args, work)
         need = NEEDS.get(stage)
         if need and not work.has(need):
-            results.append(StageResult(stage, "skipped", command, reason=f"no {need} (an earlier stage failed)"))
+            reason = f"no {need} (an earlier stage failed)"
+            results.append(StageResult(stage, "skipped", command, reason=reason))
             print_row(results[-1])
             continue
         wait_for_memory(args.wait_for_gib)
         if stage == "generate" and work.raw.exists():
             shutil.rmtree(work.raw)  # `auxrec generate` writes a new folder; this one is ours
         code = REPO / "src" if stage == "generate" else args.pythonpath
-        results.append(run_stage(stage, command, child_environment(code, args.threads), work.log(stage), args))
+        environment = child_environment(code, args.threads)
+        results.append(run_stage(stage, command, environment, work.log(stage), args))
         print_row(results[-1])
     return results
 
@@ -266,7 +278,7 @@ def wait_for_memory(gib: float) -> None:
         time.sleep(30)
 
 
-# -- the report ---------------------------------------------------------------------------------------------------
+# -- the report ----------------------------------------------------------------------------------------------
 def minutes(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -290,7 +302,8 @@ def note(result: StageResult) -> str:
         text = (f"{d['users']:,} users × {d['n_items']:,} items in {minutes(d['evaluate_seconds'])} "
                 f"(chunk {d['item_chunk']:,}); NDCG@10 {d['metrics']['NDCG@10']:.4f}")
         if d["users"] < d["all_users"]:
-            text += f"; all {d['all_users']:,} users extrapolated: {minutes(d['extrapolated_all_users_seconds'])}"
+            text += (f"; all {d['all_users']:,} users extrapolated: "
+                     f"{minutes(d['extrapolated_all_users_seconds'])}")
         return text
     return ""
 
@@ -311,15 +324,16 @@ def machine() -> dict[str, Any]:
 
 def code_versions(args: argparse.Namespace) -> dict[str, Any]:
     """auxrec (where it was imported from) and the packages the children run with."""
-    script = ("import json, auxrec, numpy, pandas, pyarrow, torch; print(json.dumps({'auxrec': auxrec.__version__, "
-              "'auxrec_path': auxrec.__file__, 'torch': torch.__version__, 'numpy': numpy.__version__, "
-              "'pandas': pandas.__version__, 'pyarrow': pyarrow.__version__}))")
-    output = subprocess.run([sys.executable, "-c", script], env=child_environment(args.pythonpath, args.threads),
-                            capture_output=True, text=True, check=True).stdout
+    script = ("import json, auxrec, numpy, pandas, pyarrow, torch; print(json.dumps({"
+              "'auxrec': auxrec.__version__, 'auxrec_path': auxrec.__file__, 'torch': torch.__version__, "
+              "'numpy': numpy.__version__, 'pandas': pandas.__version__, 'pyarrow': pyarrow.__version__}))")
+    environment = child_environment(args.pythonpath, args.threads)
+    output = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+                            check=True).stdout
     return dict(json.loads(output))
 
 
-# -- the child drivers (they import the code under test) -----------------------------------------------------------
+# -- the child drivers (they import the code under test) -----------------------------------------------------
 def peak_rss_so_far() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -353,11 +367,11 @@ def first_batches_only(max_steps: int) -> Iterator[None]:
 
     original = trainer.epoch_batches
     if max_steps:
-        trainer.epoch_batches = lambda *a, **k: itertools.islice(original(*a, **k), max_steps)  # type: ignore
+        trainer.epoch_batches = lambda *a, **k: itertools.islice(original(*a, **k), max_steps)
     try:
         yield
     finally:
-        trainer.epoch_batches = original  # type: ignore[assignment]
+        trainer.epoch_batches = original
 
 
 def child_train(args: argparse.Namespace) -> None:
@@ -384,7 +398,8 @@ def child_train(args: argparse.Namespace) -> None:
     if args.loss == "sampled":
         settings["n_negatives"] = args.n_negatives
     model_config, _ = resolve_config(lookup("sasrec")[1], [("benchmark", settings)])
-    training, _ = resolve_training("sasrec", [("benchmark", {"epochs": 1, "device": "cpu", "progress": False})])
+    one_epoch = {"epochs": 1, "device": "cpu", "progress": False}
+    training, _ = resolve_training("sasrec", [("benchmark", one_epoch)])
     aux = tuple(args.aux.split(",")) if args.aux else ()
     with seeded(args.seed):
         model, _ = build_model("sasrec", model_config, dataset, aux)
@@ -438,34 +453,43 @@ def child_evaluate(args: argparse.Namespace) -> None:
 CHILDREN = {"embed": child_embed, "train": child_train, "evaluate": child_evaluate}
 
 
-# -- main -----------------------------------------------------------------------------------------------------------
+# -- main ----------------------------------------------------------------------------------------------------
 def parse_arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="ml20m", help="synthetic preset: ml20m, catalog1m, ...")
-    parser.add_argument("--label", default="after", help="names the code version in the output: before, after")
+    parser.add_argument("--label", default="after",
+                        help="names the code version in the output: before, after")
     parser.add_argument("--pythonpath", type=Path, default=REPO / "src",
                         help="the code under test: a checkout's src folder (e.g. a frozen copy's)")
-    parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated, from " + ", ".join(STAGES))
-    parser.add_argument("--work", type=Path, help="data, models and logs (default /tmp/auxrec-scale/PRESET-LABEL)")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="comma-separated, from " + ", ".join(STAGES))
+    parser.add_argument("--work", type=Path,
+                        help="data, models and logs (default /tmp/auxrec-scale/PRESET-LABEL)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-length", type=int, help="SASRec max_length (default 200 for ml20m, else 50)")
     parser.add_argument("--loss", default="ce", choices=("ce", "sampled"), help="SASRec's training loss")
-    parser.add_argument("--n-negatives", type=int, default=1000, help="items sampled per batch with --loss sampled")
+    parser.add_argument("--n-negatives", type=int, default=1000,
+                        help="items sampled per batch with --loss sampled")
     parser.add_argument("--max-steps", type=int, default=0,
                         help="train only this many steps and extrapolate the epoch (0: the whole epoch)")
     parser.add_argument("--modalities", default="text,tabular",
                         help="basic encoders for embed and SASRec+ (the presets have no images)")
     parser.add_argument("--item-chunk", type=int, default=65_536, help="items scored at once in evaluation")
-    parser.add_argument("--eval-users", type=int, default=0, help="evaluate the first N test users only (0: all)")
+    parser.add_argument("--eval-users", type=int, default=0,
+                        help="evaluate the first N test users only, extrapolate to all (0: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--memory-limit-gib", type=float, default=21.0, help="kill a stage whose RSS passes this")
+    parser.add_argument("--memory-limit-gib", type=float, default=21.0,
+                        help="kill a stage whose RSS passes this")
     parser.add_argument("--min-available-gib", type=float, default=1.0,
                         help="kill a stage when the machine's available memory falls below this")
     parser.add_argument("--wait-for-gib", type=float, default=12.0,
                         help="start a stage only when this much memory is available")
-    parser.add_argument("--stage-timeout-min", type=float, default=0, help="kill a stage after this long (0: never)")
+    parser.add_argument("--stage-timeout-min", type=float, default=0,
+                        help="kill a stage after this long (0: never)")
     parser.add_argument("--out", type=Path, help="JSON (default benchmarks/results/scale-PRESET-LABEL.json)")
-    parser.add_argument("--append", action="store_true", help="add this run to --out's runs instead of replacing")
+    parser.add_argument("--append", action="store_true",
+                        help="add this run to --out's runs instead of replacing them")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
