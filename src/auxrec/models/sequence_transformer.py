@@ -192,7 +192,7 @@ class SequenceTransformer(NeuralRecommender):
         positions (a left-padded row's padding never carries a loss).
         """
         groups = self.training_length_groups if self.training and inputs.device.type == "cpu" else 1
-        if groups <= 1 or len(inputs) < 2:
+        if groups <= 1:
             hidden, _ = self.encode(inputs)
             return (hidden[counted], *(tensor[counted] for tensor in aligned))
         replay = DropoutReplay(*inputs.shape)
