@@ -81,7 +81,7 @@ class BERT4Rec(SequenceTransformer):
         return self.n_items + 1
 
     def embed(self, sequences: torch.Tensor) -> torch.Tensor:
-        x = self.item_embedding(sequences) + self.position_embedding(reverse_positions(sequences))
+        x = self.id_rows(sequences) + self.position_embedding(reverse_positions(sequences))
         if self.fusion is not None:
             # [MASK] carries no side information: look up the padding row (zeros) instead.
             x = x + self.fusion(torch.where(sequences == self.mask_id, PADDING_ID, sequences))

@@ -363,6 +363,15 @@ class FusionSettings:
     # probability (one draw per item and modality per batch, survivors scaled by 1/(1-p)).
     aux_dropout: Annotated[float, Field(ge=0, lt=1, description="in training, zero each item's modality vector "
                                         "with this probability")] = 0.0
+    # Id dropout (DropoutNet, Volkovs et al. 2017): in training, each item is represented by its
+    # content alone (its id embedding zeroed, not rescaled) with this probability, one draw per
+    # item per batch shared by the input and the output side. It trains the model to score
+    # content-only items on the same scale as items with a trained id, which is what a cold item
+    # is at inference (`aux_unseen_items="content"`): without it, content alone ranks a cold item
+    # well among random items but rarely above the whole warm catalogue.
+    aux_id_dropout: Annotated[float, Field(ge=0, lt=1, description="in training, represent each item by its "
+                                           "content alone (id embedding zeroed) with this probability; "
+                                           "calibrates cold-start items against the catalogue")] = 0.0
     # AdamW weight decay of the fusion's parameters only (None = the training weight_decay, as for
     # every parameter); honoured through the model's `parameter_groups`.
     aux_weight_decay: Annotated[float | None, Field(ge=0, allow_inf_nan=False, description="AdamW weight decay of "

@@ -20,8 +20,8 @@ this split loads unchanged; neither model inherits the other.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, ClassVar
 
 import numpy as np
@@ -108,6 +108,7 @@ class SequenceTransformer(NeuralRecommender):
             self.fusion.apply(self._init_weights)  # touches only Linear (and Embedding) layers
             if config.aux_init == "zero":
                 self.fusion.start_at_zero()
+        self._id_keep: torch.Tensor | None = None  # (n_embeddings, 1) the current batch's id-dropout factors
 
 
     def prepare_training(self, dataset: PreparedDataset) -> None:
@@ -146,8 +147,37 @@ class SequenceTransformer(NeuralRecommender):
         return [{"params": rest, "weight_decay": weight_decay}, {"params": fusion, "weight_decay": decay}]
 
     def fusion_batch(self) -> AbstractContextManager[None]:
-        """Context of one training batch: one modality-dropout draw shared by input and output side."""
-        return self.fusion.batch() if self.fusion is not None else nullcontext()
+        """Context of one training batch: one modality- and id-dropout draw shared by input and output side."""
+        return self._fusion_batch() if self.fusion is not None else nullcontext()
+
+    @contextmanager
+    def _fusion_batch(self) -> Iterator[None]:
+        assert self.fusion is not None
+        with self.fusion.batch():
+            if self.training and self.config.aux_id_dropout > 0:
+                self._id_keep = self.draw_id_keep()
+            try:
+                yield
+            finally:
+                self._id_keep = None
+
+    def draw_id_keep(self) -> torch.Tensor:
+        """(n_embeddings, 1) id-dropout factors: 0 (the item is its content alone) or 1 (not rescaled:
+        a dropped item must look exactly like a cold one). Rows past the items ([MASK]) are kept."""
+        weight = self.item_embedding.weight
+        generator = self.fusion.generator if self.fusion is not None else None  # modality dropout's too
+        draw_on = generator.device if generator is not None else weight.device
+        uniform = torch.rand(weight.shape[0], 1, generator=generator, device=draw_on)
+        keep = (uniform >= self.config.aux_id_dropout).to(device=weight.device, dtype=weight.dtype)
+        keep[self.n_items + 1:] = 1.0
+        return keep
+
+    def id_rows(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """(...,) ids → (..., d) id embeddings, zero where this batch's id dropout drops the item."""
+        rows = self.item_embedding(item_ids)
+        if self._id_keep is not None:
+            rows = rows * self._id_keep[item_ids]
+        return rows
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Embedding | nn.Linear):
@@ -161,7 +191,7 @@ class SequenceTransformer(NeuralRecommender):
     # -- encoding ----------------------------------------------------------------
     def embed(self, sequences: torch.Tensor) -> torch.Tensor:
         """(B, L) ids → (B, L, d) input: item + position (+ projected auxiliary vector)."""
-        x = self.item_embedding(sequences) + self.position_embedding(reverse_positions(sequences))
+        x = self.id_rows(sequences) + self.position_embedding(reverse_positions(sequences))
         if self.fusion is not None:
             x = x + self.fusion(sequences)
         return x
@@ -211,13 +241,15 @@ class SequenceTransformer(NeuralRecommender):
     def output_embeddings(self) -> torch.Tensor:
         """(n_items + 1, d) candidate representations (padding row included, never a [MASK] row)."""
         table = self.item_embedding.weight[: self.n_items + 1]
+        if self._id_keep is not None:
+            table = table * self._id_keep[: self.n_items + 1]
         if self.fusion is not None and self.config.aux_on_output:
             table = table + self.fusion.all_items()[: self.n_items + 1]
         return table
 
     def output_rows(self, item_ids: torch.Tensor) -> torch.Tensor:
         """(...,) item ids → (..., d) their rows of `output_embeddings`, without building the whole table."""
-        rows = self.item_embedding(item_ids)
+        rows = self.id_rows(item_ids)
         if self.fusion is not None and self.config.aux_on_output:
             rows = rows + self.fusion(item_ids)
         return rows
