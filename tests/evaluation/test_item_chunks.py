@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from auxrec.evaluation.evaluator import ITEM_CHUNK, evaluate, history_mask, user_histories
-from auxrec.evaluation.ranking import (item_ranges, rank_among_all, rank_among_item_ranges,
-                                       top_k_among_item_ranges)
+from auxrec.evaluation.ranking import (
+    count_per_row,
+    item_ranges,
+    rank_among_all,
+    rank_among_item_ranges,
+    top_k_among_item_ranges,
+)
 from auxrec.experiments.runs import seeded
 from auxrec.models.bpr import BPR, BPRConfig
 from auxrec.models.poprec import PopRec, PopRecConfig
@@ -159,3 +164,10 @@ def test_item_chunk_must_be_positive(tiny_prepared):
     with pytest.raises(Exception, match="item_chunk"):
         evaluate(PopRec(PopRecConfig(), n_users=1, n_items=tiny_prepared.n_items), tiny_prepared, "test",
                  "full", seed=0, item_chunk=0)
+
+
+def test_count_per_row_counts_like_a_sum():
+    mask = torch.from_numpy(np.random.default_rng(2).random((7, 300)) < 0.4)
+    assert torch.equal(count_per_row(mask), mask.sum(dim=1))
+    assert count_per_row(mask).dtype == torch.long
+    assert count_per_row(torch.zeros(0, 5, dtype=torch.bool)).shape == (0,)
