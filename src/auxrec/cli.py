@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -301,6 +302,68 @@ def breakdown(
                      for m in ("NDCG@10", "HR@10")]  # None (JSON) or NaN: an empty group
             table.add_row(group, value, *cells, f"{numbers.get('users', 0):,}")
     console.print(table)
+
+
+@app.command()
+@user_errors_as_one_line
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="finished run folders of two or more variants, every seed "
+                                                    "(e.g. runs/sasrec-s* runs/sasrec-plus-s*); the first run's "
+                                                    "variant is the baseline")],
+    protocol: Annotated[list[str] | None, typer.Option(help="protocol(s) to compare (default: every protocol "
+                                                            "all runs have)")] = None,
+    split: Annotated[str, typer.Option(help="valid or test")] = "test",
+    metric: Annotated[str, typer.Option(help="NDCG@10, HR@10, NDCG@5, HR@5, HR@1 or MAP")] = "NDCG@10",
+    by_group: Annotated[bool, typer.Option(help="also by target group: cold/warm, popularity tercile, "
+                                                "novel/repeated, same-time ties (NDCG@10 and HR@10)")] = False,
+    out: Annotated[Path | None, typer.Option(help="also write the table: .json or .csv")] = None,
+) -> None:
+    """Compare variants seed by seed: mean ± sd, difference, 95% CI and paired t-test, Holm-adjusted."""
+    from auxrec.experiments.comparison import compare as compare_runs
+    from auxrec.experiments.comparison import comparison_csv, load_run_for_comparison
+    from auxrec.io import write_json_atomic, write_text_atomic
+
+    if out is not None and out.suffix not in (".json", ".csv"):
+        raise ConfigError(f"--out must end in .json or .csv, got {out.name}")
+    result = compare_runs([load_run_for_comparison(run) for run in runs], split=split, protocols=protocol,
+                          metric=metric, by_group=by_group)
+    for label, seeds in result.variants.items():
+        role = "baseline" if label == result.baseline else "variant"
+        console.print(f"{role}: {escape(label)} — seeds {', '.join(map(str, seeds))}", highlight=False)
+
+    def number(value: float | None, signed: bool = False) -> str:  # .1234, as the docs write them
+        if value is None or math.isnan(value):
+            return "–"
+        text = f"{value:+.4f}" if signed else f"{value:.4f}"
+        return text.replace("0.", ".", 1)
+
+    def spread(mean: float, std: float) -> str:
+        return number(mean) + ("" if math.isnan(std) else f" ± {number(std)}")
+
+    tables = []
+    for candidate in [label for label in result.variants if label != result.baseline]:
+        table = Table(title=f"{split} {metric}: {escape(candidate)} against {escape(result.baseline)}, "
+                            "paired by seed (p: paired t-test; Holm: adjusted over every row printed)")
+        for column in ("protocol", "group", "users", "seeds", "baseline", "variant", "difference", "95% CI",
+                       "p", "Holm"):
+            table.add_column(column, justify="left" if column in ("protocol", "group") else "right")
+        for row in (row for row in result.rows if row.candidate == candidate):
+            test = row.test
+            table.add_row(row.protocol, "all" if row.group == "all" else f"{row.group}: {row.value}",
+                          "–" if row.users is None else f"{row.users:,}", str(test.n),
+                          spread(test.mean_without, test.std_without), spread(test.mean_with, test.std_with),
+                          number(test.mean_difference, signed=True),
+                          f"{number(test.ci_low, signed=True)}, {number(test.ci_high, signed=True)}",
+                          number(test.p), number(test.p_holm))
+        tables.append(table)
+    for table in tables:
+        console.print(table)
+    if out is not None:
+        if out.suffix == ".json":
+            write_json_atomic(out, result.to_json())
+        else:
+            write_text_atomic(out, comparison_csv(result))
+        console.print(f"written to {out}")
 
 
 @app.command()
