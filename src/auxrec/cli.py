@@ -340,7 +340,6 @@ def compare(
     def spread(mean: float, std: float) -> str:
         return number(mean) + ("" if math.isnan(std) else f" ± {number(std)}")
 
-    tables = []
     for candidate in [label for label in result.variants if label != result.baseline]:
         table = Table(title=f"{split} {metric}: {escape(candidate)} against {escape(result.baseline)}, "
                             "paired by seed (p: paired t-test; Holm: adjusted over every row printed)")
@@ -355,8 +354,6 @@ def compare(
                           number(test.mean_difference, signed=True),
                           f"{number(test.ci_low, signed=True)}, {number(test.ci_high, signed=True)}",
                           number(test.p), number(test.p_holm))
-        tables.append(table)
-    for table in tables:
         console.print(table)
     if out is not None:
         if out.suffix == ".json":

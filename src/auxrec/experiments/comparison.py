@@ -27,8 +27,10 @@ from typing import Any
 from auxrec.exceptions import RunError
 from auxrec.experiments.run_folder import RunFolder, comparable_settings
 from auxrec.reporting.statistics import PairedTest, holm, paired_t_test
+from auxrec.training.config import DISPLAY_ONLY
 
-DISPLAY_ONLY_TRAINING = ("progress", "device")
+# Training settings that never change a run's numbers: a variant is the same on any device.
+NOT_DEFINING_TRAINING = (*DISPLAY_ONLY, "device")
 METRICS = ("NDCG@10", "HR@10", "NDCG@5", "HR@5", "HR@1", "MAP")
 GROUP_METRICS = ("NDCG@10", "HR@10")  # what a run's breakdown.json holds per group
 
@@ -87,7 +89,7 @@ def load_run_for_comparison(path: Path) -> LoadedRun:
         raise RunError(f"{path} has not finished (no {folder.metrics_path.name}); compare finished runs only")
     config = folder.read_config()
     model_settings, training = comparable_settings(config)
-    for name in DISPLAY_ONLY_TRAINING:
+    for name in NOT_DEFINING_TRAINING:
         training.pop(name, None)
     features = {name: (info or {}).get("source") for name, info in sorted((config.get("item_features") or {}).items())}
     description = {"model": config["model"], "features": features, "model_config": model_settings,

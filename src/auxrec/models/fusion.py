@@ -251,13 +251,16 @@ class AuxiliaryFusion(nn.Module):
             factors = gates if factors is None else factors * gates
         return factors
 
+    def draw_uniform(self, rows: int, columns: int, device: torch.device) -> torch.Tensor:
+        """(rows, columns) U[0, 1) draws from the dropout generator (torch's global one when unset), on ``device``."""
+        draw_on = self.generator.device if self.generator is not None else device
+        return torch.rand(rows, columns, generator=self.generator, device=draw_on).to(device)
+
     def draw_keep(self) -> torch.Tensor:
         """(n_rows, M) modality-dropout factors: 0 (dropped) or 1/(1 − p), one per item and modality."""
-        device = self.projection_device()
         rows = getattr(self, f"features_{self.names[0]}").shape[0]
-        draw_on = self.generator.device if self.generator is not None else device
-        uniform = torch.rand(rows, len(self.names), generator=self.generator, device=draw_on)
-        return ((uniform >= self.modality_dropout).float() / (1 - self.modality_dropout)).to(device)
+        uniform = self.draw_uniform(rows, len(self.names), self.projection_device())
+        return (uniform >= self.modality_dropout).float() / (1 - self.modality_dropout)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -164,11 +164,10 @@ class SequenceTransformer(NeuralRecommender):
     def draw_id_keep(self) -> torch.Tensor:
         """(n_embeddings, 1) id-dropout factors: 0 (the item is its content alone) or 1 (not rescaled:
         a dropped item must look exactly like a cold one). Rows past the items ([MASK]) are kept."""
+        assert self.fusion is not None  # drawn only inside `fusion_batch`, with item features
         weight = self.item_embedding.weight
-        generator = self.fusion.generator if self.fusion is not None else None  # modality dropout's too
-        draw_on = generator.device if generator is not None else weight.device
-        uniform = torch.rand(weight.shape[0], 1, generator=generator, device=draw_on)
-        keep = (uniform >= self.config.aux_id_dropout).to(device=weight.device, dtype=weight.dtype)
+        uniform = self.fusion.draw_uniform(weight.shape[0], 1, weight.device)  # modality dropout's generator
+        keep = (uniform >= self.config.aux_id_dropout).to(weight.dtype)
         keep[self.n_items + 1:] = 1.0
         return keep
 
