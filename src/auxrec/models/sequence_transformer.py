@@ -34,14 +34,12 @@ from auxrec.data.ids import PADDING_ID
 from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.models.base import NeuralRecommender, UserHistories
+from auxrec.models.dropout_noise import DropoutReplay, NoisePrefetcher, SequenceDropout, replaying_dropout
 from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, fusion_options
 from auxrec.models.transformer import (
-    DropoutReplay,
-    SequenceDropout,
     TransformerBlock,
     attention_mask,
     length_groups,
-    replaying_dropout,
     reverse_positions,
     trim_padding,
 )
@@ -109,6 +107,9 @@ class SequenceTransformer(NeuralRecommender):
             if config.aux_init == "zero":
                 self.fusion.start_at_zero()
         self._id_keep: torch.Tensor | None = None  # (n_embeddings, 1) the current batch's id-dropout factors
+        # CPU training draws the next batch's dropout noise while this one computes (exact: see
+        # `auxrec.models.dropout_noise`); a plain attribute, not state: copies start afresh.
+        self.noise_prefetcher = NoisePrefetcher()
 
 
     def prepare_training(self, dataset: PreparedDataset) -> None:
@@ -224,7 +225,7 @@ class SequenceTransformer(NeuralRecommender):
         if groups <= 1:
             hidden, _ = self.encode(inputs)
             return (hidden[counted], *(tensor[counted] for tensor in aligned))
-        replay = DropoutReplay(*inputs.shape)
+        replay = DropoutReplay(*inputs.shape, prefetcher=self.noise_prefetcher)
         parts: list[list[torch.Tensor]] = [[] for _ in range(1 + len(aligned))]
         with replaying_dropout(replay):
             for rows in length_groups(inputs, groups):
@@ -235,6 +236,7 @@ class SequenceTransformer(NeuralRecommender):
                 group_counted = counted[rows][:, -width:]
                 for part, tensor in zip(parts, (hidden, *(t[rows][:, -width:] for t in aligned)), strict=True):
                     part.append(tensor[group_counted])
+        replay.finish()
         return tuple(torch.cat(part) for part in parts)
 
     def output_embeddings(self) -> torch.Tensor:

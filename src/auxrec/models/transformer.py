@@ -14,25 +14,23 @@ are padding, because one long history sets the width of all. On CPU, training en
 batch as a few groups of rows of similar length, each trimmed to its own longest history
 (`SequenceTransformer.counted_states`): the same positions with the same inputs, so the same
 function of the weights, in ~1.7× less time per step on one thread. Dropout stays exactly
-the one the whole batch would draw: each dropout site draws the noise of the whole (B, L)
-batch the first time any group reaches it, so the random stream is consumed in the order
-and amount of the unsplit forward, and every group multiplies by its rows and columns of
-that noise. What changes is only the order of float sums (softmax over fewer masked keys,
+the one the whole batch would draw (`auxrec.models.dropout_noise`): each dropout site draws
+the noise of the whole (B, L) batch the first time any group reaches it, so the random stream
+is consumed in the order and amount of the unsplit forward, and every group multiplies by its
+rows and columns of that noise. What changes is only the order of float sums (softmax over fewer masked keys,
 matrix products of fewer rows), so results match the unsplit computation to float rounding.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from auxrec.data.ids import PADDING_ID
+from auxrec.models.dropout_noise import SequenceDropout, dropout
 
 
 def attention_mask(sequences: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -64,72 +62,6 @@ def length_groups(sequences: torch.Tensor, groups: int) -> list[torch.Tensor]:
     lengths = (sequences != PADDING_ID).sum(dim=1)
     order = torch.sort(lengths, stable=True).indices
     return [part for part in torch.tensor_split(order, min(groups, len(order))) if len(part)]
-
-
-class DropoutReplay:
-    """The dropout noise of a whole (rows × length) batch, replayed on groups of its rows.
-
-    ``apply(x, p, positional)`` is ``F.dropout(x, p, training=True)`` for the group ``x``
-    (rows ``group_rows``, the last ``group_length`` positions): the first group to reach a
-    dropout site draws that site's noise for the whole batch exactly as ``F.dropout`` would
-    (``empty(...).bernoulli_(1 - p)``, then divided by ``1 - p``), later groups reuse it.
-    ``positional`` are the dimensions of ``x`` that run over positions (trimmed per group).
-    """
-
-    def __init__(self, rows: int, length: int) -> None:
-        self.rows, self.length = rows, length
-        self.noises: list[torch.Tensor] = []
-        self.site = 0
-        self.group_rows: torch.Tensor | None = None
-        self.group_length = length
-
-    def start_group(self, group_rows: torch.Tensor, group_length: int) -> None:
-        self.group_rows, self.group_length, self.site = group_rows, group_length, 0
-
-    def apply(self, x: torch.Tensor, p: float, positional: Sequence[int]) -> torch.Tensor:
-        if self.site == len(self.noises):  # first visit of this site: the whole batch's draw
-            shape = list(x.shape)
-            shape[0] = self.rows
-            for dim in positional:
-                shape[dim] = self.length
-            noise = x.new_empty(shape).bernoulli_(1 - p)
-            noise.div_(1 - p)
-            self.noises.append(noise)
-        noise = self.noises[self.site]
-        self.site += 1
-        if self.group_rows is not None:
-            noise = noise[self.group_rows]
-        for dim in positional:
-            noise = noise.narrow(dim, self.length - self.group_length, self.group_length)
-        return x * noise
-
-
-_active_replay: ContextVar[DropoutReplay | None] = ContextVar("auxrec_dropout_replay", default=None)
-
-
-@contextmanager
-def replaying_dropout(replay: DropoutReplay) -> Iterator[DropoutReplay]:
-    """Within: every `dropout` in training draws from (and replays) ``replay``."""
-    token = _active_replay.set(replay)
-    try:
-        yield replay
-    finally:
-        _active_replay.reset(token)
-
-
-def dropout(x: torch.Tensor, p: float, training: bool, positional: Sequence[int]) -> torch.Tensor:
-    """``F.dropout``, unless a `DropoutReplay` is active (training on length groups)."""
-    replay = _active_replay.get()
-    if replay is None or not training or p == 0:
-        return F.dropout(x, p, training=training)
-    return replay.apply(x, p, positional)
-
-
-class SequenceDropout(nn.Dropout):
-    """``nn.Dropout`` of (B, L, ...) activations that takes part in a `DropoutReplay`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.p, self.training, positional=(1,))
 
 
 class MultiHeadSelfAttention(nn.Module):
