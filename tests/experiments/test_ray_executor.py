@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from auxrec.exceptions import ConfigError
 from auxrec.experiments import ray_executor
@@ -41,8 +42,16 @@ def test_ray_tasks_train_the_runs_the_process_pool_trains(tmp_path: Path) -> Non
     spec_path = tmp_path / "tiny.toml"
     spec_path.write_text(SPEC)
     spec = load_spec(spec_path)
-    pool = reproduce(spec, ["table2"], tmp_path / "pool", tmp_path / "pool-reports", progress=False, jobs=2,
-                     log=lambda _: None)
+    # The reference trains inline on one torch thread, as each Ray task does with one CPU (the
+    # process pool's workers are covered by tests/experiments/test_reproduce.py); spawning a pool
+    # here too made this the slowest test of the suite.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pool = reproduce(spec, ["table2"], tmp_path / "pool", tmp_path / "pool-reports", progress=False, jobs=1,
+                         log=lambda _: None)
+    finally:
+        torch.set_num_threads(threads)
     lines: list[str] = []
     on_ray = reproduce(spec, ["table2"], tmp_path / "ray", tmp_path / "ray-reports", progress=False,
                        log=lines.append, executor=RayExecutor(cpus_per_run=1))
