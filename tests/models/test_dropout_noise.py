@@ -119,3 +119,15 @@ def test_training_steps_identical_with_and_without_drawing_ahead(name, tiny_prep
     assert got == want
     assert all(torch.equal(g, w) for g, w in zip(got_weights, want_weights, strict=True))
     assert prefetcher.hits > 0  # BERT4Rec draws its masks while batching (numpy): drawn ahead too
+
+
+def test_a_failed_draw_ahead_falls_back_to_drawing_in_place(two_threads, monkeypatch):
+    want, want_state = _batches(None, [(4, 5)] * 3)
+    prefetcher = NoisePrefetcher()
+
+    def fails(*_):
+        raise MemoryError("no room for the next batch's noise")
+
+    monkeypatch.setattr("auxrec.models.dropout_noise._draw_ahead", fails)
+    got, got_state = _batches(prefetcher, [(4, 5)] * 3)
+    assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True)) and torch.equal(got_state, want_state)

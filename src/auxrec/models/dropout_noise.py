@@ -96,8 +96,11 @@ class NoisePrefetcher:
     def take(self, index: int, site: NoiseSite) -> torch.Tensor | None:
         """Site ``index`` of the batch: its drawn-ahead noise (the global generator moved past it), or None."""
         if index == 0:
-            self.current = self.pending.result() if self.pending is not None else None
-            self.pending = None
+            pending, self.pending = self.pending, None
+            try:
+                self.current = pending.result() if pending is not None else None
+            except Exception:  # noqa: BLE001  (e.g. out of memory in the drawing thread: draw in place)
+                self.current = None
         drawn = self.current
         if drawn is None:
             return None
