@@ -38,8 +38,8 @@ class TrainingConfig:
     validation_protocol: Annotated[Literal["sampled", "popularity", "full", "full-with-history"], Field(
         description="protocol of the validation NDCG@10 that early stopping watches")] = "sampled"
     # Group sequences of similar length into batches: less padding, about 1.5x faster
-    # epochs, but on ML-100K (SASRec, seed 0) it lowered test NDCG@10 from 0.472 to 0.438,
-    # so it is off by default. (CPU training's length groups, `auxrec.models.transformer`, cut the
+    # epochs, but on ML-100K (SASRec, seeds 0 and 1) it lowered validation NDCG@10 from .505/.510
+    # to .484/.490 (docs/results.md), so it is off by default. (CPU training's length groups, `auxrec.models.transformer`, cut the
     # padding work inside each batch instead, without changing which users share a batch.)
     length_bucketing: Annotated[bool, Field(description="batch sequences of similar length (faster, less "
                                             "accurate on ML-100K)")] = False
