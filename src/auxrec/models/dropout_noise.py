@@ -53,7 +53,6 @@ class _DrawnAhead:
     sites: list[NoiseSite]
     noises: list[torch.Tensor]
     states: list[torch.Tensor]  # the generator's state before each site, and after the last
-    used: int = 0
 
 
 def _draw_ahead(sites: list[NoiseSite], state: torch.Tensor) -> _DrawnAhead:
@@ -105,13 +104,13 @@ class NoisePrefetcher:
         if drawn is None:
             return None
         generator = torch.default_generator
-        if (index != drawn.used or index >= len(drawn.sites) or drawn.sites[index] != site
+        # Sites come in order and the first mismatch drops the rest, so sites 0..index-1 were all taken.
+        if (index >= len(drawn.sites) or drawn.sites[index] != site
                 or not torch.equal(generator.get_state(), drawn.states[index])):
             self.current = None
             self._count(hit=False)
             return None
         generator.set_state(drawn.states[index + 1])
-        drawn.used += 1
         if index == 0:  # chain: the next batch's noise, from the state after this batch's sites
             self.launch(self.full_batch or drawn.sites, drawn.states[-1])
         return drawn.noises[index]
@@ -119,11 +118,8 @@ class NoisePrefetcher:
     def finish(self, sites: Sequence[NoiseSite]) -> None:
         """After a batch's forward: count it, and draw ahead for the next one unless already drawing."""
         drawn, self.current = self.current, None
-        hit = drawn is not None and drawn.used == len(drawn.sites) == len(sites)
-        if drawn is not None and hit:
-            self._count(hit=True)
-        elif drawn is not None and drawn.used:  # noise used for some sites, not all: no longer a hit
-            self._count(hit=False)
+        if drawn is not None:  # every site of this batch was taken; a hit if that was every site drawn
+            self._count(hit=len(drawn.sites) == len(sites))
         # Guess the next batch from the last batch of the most rows seen: an epoch's last, smaller
         # batch is followed by a full one (one miss per epoch instead of two).
         if sites and (self.full_batch is None or sites[0].shape[0] >= self.full_batch[0].shape[0]):

@@ -39,8 +39,9 @@ class TrainingConfig:
         description="protocol of the validation NDCG@10 that early stopping watches")] = "sampled"
     # Group sequences of similar length into batches: less padding, about 1.5x faster
     # epochs, but on ML-100K (SASRec, seeds 0 and 1) it lowered validation NDCG@10 from .505/.510
-    # to .484/.490 (docs/results.md), so it is off by default. (CPU training's length groups, `auxrec.models.transformer`, cut the
-    # padding work inside each batch instead, without changing which users share a batch.)
+    # to .484/.490 (docs/results.md), so it is off by default. (CPU training's length groups,
+    # `auxrec.models.transformer`, cut the padding work inside each batch instead, without
+    # changing which users share a batch.)
     length_bucketing: Annotated[bool, Field(description="batch sequences of similar length (faster, less "
                                             "accurate on ML-100K)")] = False
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="auto (CUDA when present), "
