@@ -34,11 +34,13 @@ def generate(out: Path | str, preset: str = "small", seed: int = 0, overwrite: b
 
 
 def prepare(dataset: str, source: Path | str, out: Path | str, *, k_core: int = 0, min_rating: float | None = None,
-            drop_duplicates: bool = True, cold_start_fraction: float | None = None, overwrite: bool = False,
+            drop_duplicates: bool = True, cold_start_fraction: float | None = None,
+            keep_items_without_interactions: bool = False, overwrite: bool = False,
             **loader_options: Any) -> dict[str, Any]:
     """Load, clean, remap and split a dataset (`auxrec prepare`); returns the manifest written."""
     options = PrepareOptions(drop_duplicates=drop_duplicates, min_rating=min_rating, k_core=k_core,
-                             cold_start_fraction=cold_start_fraction)
+                             cold_start_fraction=cold_start_fraction,
+                             keep_items_without_interactions=keep_items_without_interactions)
     raw = load_dataset(dataset, source, **loader_options)
     prepared = prepare_dataset(raw, options)
     read = tuple(Path(raw.source.get("path", source)) / name for name in raw.source.get("files", []))

@@ -105,6 +105,9 @@ def prepare(
     cold_start_fraction: Annotated[float | None, typer.Option(
         help="hold out the share of items first seen last as cold-start items: their training rows are dropped, "
              "so they occur only as validation/test targets (e.g. 0.1)")] = None,
+    keep_items_without_interactions: Annotated[bool, typer.Option(
+        help="keep the item-table rows nobody interacted with as candidates and negatives (a real catalogue; "
+             "without it every never-trained item is somebody's target)")] = False,
     option: Annotated[list[str] | None, typer.Option(help="loader option KEY=VALUE (repeatable)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing prepared folder")] = False,
 ) -> None:
@@ -116,7 +119,8 @@ def prepare(
 
     loader_options = {k: _parse_value(v) for k, v in parse_assignments(option or [], "--option").items()}
     options = checked_options(PrepareOptions, "--", drop_duplicates=drop_duplicates, min_rating=min_rating,
-                              k_core=k_core, cold_start_fraction=cold_start_fraction)
+                              k_core=k_core, cold_start_fraction=cold_start_fraction,
+                              keep_items_without_interactions=keep_items_without_interactions)
     check_output_folder(out, "prepared", overwrite, inputs=(source,))  # before the (long) loading
     started = time.perf_counter()
     raw = load_dataset(dataset, source, **loader_options)
@@ -139,6 +143,9 @@ def prepare(
                       f"({cold['cold_valid_targets']:,} validation and {cold['cold_test_targets']:,} test targets); "
                       f"{cold['train_rows_dropped']:,} of their training rows and {cold['users_dropped']:,} users "
                       "left without one were dropped", highlight=False)
+    if counts.get("items_without_interactions_kept"):
+        console.print(f"  {counts['items_without_interactions_kept']:,} items nobody interacted with are in the catalogue "
+                      "(candidates and negatives only)", highlight=False)
     if counts.get("item_rows_without_interactions"):
         console.print(f"  {counts['item_rows_without_interactions']:,} item-table rows name items with no interaction "
                       "(left out of the prepared item table)", highlight=False)

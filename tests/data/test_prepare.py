@@ -134,3 +134,35 @@ def test_ml100k_split_matches_time_order_with_file_order_ties(shared_dataset, tm
         rows = table[table["split"] == split]
         got = {int(users[u]): int(items[i]) for u, i in zip(rows["user"], rows["item"])}
         assert got == {int(u): int(i) for u, i in truth.items()}
+
+
+def test_items_without_interactions_join_the_catalogue_only_when_asked(tmp_path):
+    """They get ids after the interacted items, never enter a split, and can be drawn as negatives."""
+    from auxrec.data.schema import ItemColumns
+    from auxrec.evaluation.negatives import load_or_draw_negatives
+
+    rng = np.random.default_rng(0)
+    interactions = pd.DataFrame({"user": np.repeat(np.arange(30), 4), "item": rng.integers(100, 130, size=120),
+                                 "timestamp": np.tile(np.arange(4), 30)})
+    items = pd.DataFrame({"item": np.arange(90, 250), "title": [f"item {i}" for i in range(90, 250)]})
+    raw = RawDataset("catalogue", interactions, items=items, item_columns=ItemColumns(text=("title",)))
+    plain = prepare_dataset(raw)
+    kept = prepare_dataset(raw, PrepareOptions(keep_items_without_interactions=True))
+    interacted = plain["manifest"]["n_items"]
+    assert kept["manifest"]["n_items"] == 160 and kept["manifest"]["counts"]["items_without_interactions_kept"] == 160 - interacted
+    assert plain["manifest"]["counts"]["item_rows_without_interactions"] == 160 - interacted
+    # The interactions are untouched: same ids, same splits; the new ids come after them, sorted.
+    pd.testing.assert_frame_equal(plain["tables"]["interactions"], kept["tables"]["interactions"])
+    table = kept["tables"]["items"]
+    assert table["item"].tolist() == list(range(1, 161))
+    original = table["original_id"].astype(int).to_numpy()
+    assert set(original[:interacted]) == set(interactions["item"])
+    assert (np.diff(original[interacted:]) > 0).all() and table["title"].notna().all()
+    # Unset, the option leaves the manifest (and fingerprint) as it was before it existed.
+    assert "keep_items_without_interactions" not in plain["manifest"]["options"]
+    assert plain["manifest"]["fingerprint"] == prepare_dataset(raw, PrepareOptions())["manifest"]["fingerprint"]
+    assert kept["manifest"]["fingerprint"] != plain["manifest"]["fingerprint"]
+    dataset = PreparedDataset.load(write_prepared(kept, tmp_path / "kept"))
+    assert dataset.n_items == 160 and (dataset.train_item_counts[interacted + 1:] == 0).all()
+    negatives = load_or_draw_negatives(dataset, "test", "uniform", 0).negatives
+    assert (negatives > interacted).mean() > 0.5  # most of the catalogue was never chosen

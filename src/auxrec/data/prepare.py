@@ -13,7 +13,10 @@ Steps, in this order (each is a pure function below):
    counted in the manifest;
 7. optionally (``cold_start_fraction``), hold out cold-start items (`hold_out_cold_items`,
    rule below);
-8. item attributes derived from interactions (`RawDataset.item_aggregates`, e.g. H&M's
+8. optionally (``keep_items_without_interactions``), add the item-table rows nobody
+   interacted with to the catalogue, numbered after the interacted items
+   (`with_items_without_interactions`);
+9. item attributes derived from interactions (`RawDataset.item_aggregates`, e.g. H&M's
    mean transaction price) are computed from the ``train`` rows of step 6 only, so no
    validation or test interaction leaks into an item feature (`training_item_aggregates`).
 
@@ -105,6 +108,9 @@ class PrepareOptions(BaseModel):
     cold_start_fraction: float | None = Field(
         None, gt=0, lt=1, description="hold out the latest-appearing share of items as cold-start items "
         "(`hold_out_cold_items`); None = off")
+    keep_items_without_interactions: bool = Field(
+        False, description="keep the item-table rows nobody interacted with in the catalogue (ids after the "
+        "interacted items): candidates and negatives that no user chose, as a real catalogue has")
 
     def manifest_values(self) -> dict[str, Any]:
         """The options as recorded in the manifest (and fingerprint): unset new options are left out,
@@ -112,6 +118,8 @@ class PrepareOptions(BaseModel):
         values = self.model_dump()
         if values["cold_start_fraction"] is None:
             del values["cold_start_fraction"]
+        if not values["keep_items_without_interactions"]:
+            del values["keep_items_without_interactions"]
         return values
 
 
@@ -432,6 +440,9 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
                for name in ("valid", "test")},
         }
     table["split"] = pd.Categorical.from_codes(split_codes, categories=list(SPLITS))
+    interacted_items = len(item_index)
+    if options.keep_items_without_interactions and raw.items is not None:
+        item_index = with_items_without_interactions(item_index, raw.items["item"])
 
     sources = {a.source for a in raw.item_aggregates}
     values = {
@@ -459,6 +470,8 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
                 (to_internal(item_index, raw.items["item"].to_numpy()) == PADDING_ID).sum()),
         }
     )
+    if options.keep_items_without_interactions:
+        counts["items_without_interactions_kept"] = len(item_index) - interacted_items
     tables = {"interactions": table, "items": items, "users": users}
     option_values = options.manifest_values()
     manifest: dict[str, Any] = {
@@ -483,6 +496,20 @@ def prepare_dataset(raw: RawDataset, options: PrepareOptions | None = None) -> d
     if cold_start is not None:
         manifest["cold_start"] = cold_start
     return {"tables": tables, "manifest": manifest}
+
+
+def with_items_without_interactions(item_index: pd.Index, item_rows: pd.Series) -> pd.Index:
+    """``item_index`` followed by the item-table ids it lacks (sorted, distinct): ids n + 1 … n + m.
+
+    The interacted items keep their ids (the interaction table does not change); the others
+    join the catalogue after them. Why keep them: a catalogue of interacted items only makes
+    "no training interaction" itself a label, since every such item is then somebody's
+    validation or test target or a held-out cold item (H&M: all 495 of them), which no real
+    shop's new arrivals are (benchmarks/unseen_offset.py measures what that is worth).
+    """
+    extra = distinct_sorted_ids(item_rows, "item")
+    extra = extra[~extra.isin(item_index)]
+    return item_index.append(extra)
 
 
 def training_item_aggregates(
