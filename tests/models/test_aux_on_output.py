@@ -161,3 +161,49 @@ def test_an_id_only_run_is_compared_without_the_fusion_settings():
     assert not with_features.matches(saved_plus, epochs_trained=3)  # aux_unseen_items: id then, content now
     saved_plus["model_config"] = {**saved_config, "aux_unseen_items": "content"}
     assert with_features.matches(saved_plus, epochs_trained=3)
+
+
+@pytest.mark.parametrize("loss", ["ce", "sampled", "bce"])
+@pytest.mark.parametrize("model_name", ["sasrec", "bert4rec"])
+def test_items_without_training_interactions_are_not_training_negatives(model_name, loss, cold_start):
+    """aux_unseen_negatives=False (the default): the training loss never sees a never-trained item.
+
+    No training target pulls such an item up, so as a negative it is only ever pushed down; with
+    content on the output side that teaches the model to bury exactly the cold items' content.
+    Changing their content must therefore leave every training loss as it is, and they are never
+    drawn as negatives; with aux_unseen_negatives=True (the earlier behaviour) the loss moves.
+    """
+    if model_name == "bert4rec" and loss == "bce":
+        pytest.skip("BERT4Rec has no bce loss")
+    dataset, features, cold, _ = cold_start
+    values = {}
+    for negatives in (False, True):
+        model = build(model_name, dataset, features)
+        model.config = dataclasses.replace(model.config, aux_unseen_negatives=negatives, loss=loss, n_negatives=30)
+        model.prepare_training(dataset)
+        model.eval()  # no dropout: the two losses differ only through the cold items' content
+        units, _ = model.training_units(dataset)
+        batch = model.make_batch(dataset, units[:64], np.random.default_rng(0))
+        drawn = batch.get("sampled_items", batch.get("negatives"))
+        if drawn is not None and not negatives:
+            assert not np.isin(drawn.numpy(), cold).any()
+        before = model.loss(batch).item()
+        with torch.no_grad():
+            for name in model.fusion.names:
+                getattr(model.fusion, f"features_{name}")[torch.as_tensor(cold)] += 5.0
+        model.fusion.clear_inference_table()
+        values[negatives] = (before, model.loss(batch).item())
+    assert values[False][0] == pytest.approx(values[False][1], abs=1e-6)
+    if loss == "ce":  # sampled and bce draw a few items: the cold ones may not be among them
+        assert values[True][0] != pytest.approx(values[True][1], abs=1e-4)
+    if drawn is not None:
+        assert np.isin(drawn.numpy(), cold).any() or loss == "bce"
+
+
+def test_runs_saved_before_aux_unseen_negatives_read_as_the_negatives_they_had():
+    from auxrec.experiments.run_folder import with_later_defaults
+
+    saved = dataclasses.asdict(SASRecConfig())
+    del saved["aux_unseen_negatives"]
+    assert with_later_defaults(saved, SASRecConfig)["aux_unseen_negatives"] is True
+    assert SASRecConfig().aux_unseen_negatives is False

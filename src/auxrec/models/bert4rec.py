@@ -31,7 +31,6 @@ from pydantic import Field
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
 from auxrec.models.fusion import FusionSettings, check_fusion_config
-from auxrec.models.output_loss import chunked_cross_entropy
 from auxrec.models.sequence_transformer import SequenceTransformer, check_heads_divide_width
 from auxrec.models.transformer import reverse_positions, trim_padding
 
@@ -125,8 +124,7 @@ class BERT4Rec(SequenceTransformer):
         with self.fusion_batch():
             hidden, targets = self.counted_states(batch["inputs"], has_target, batch["targets"])  # (N, d), (N,)
             items = self.output_embeddings()
-        # = F.cross_entropy(hidden @ items[1:].T, targets - 1) without (N, n_items) tensors
-        return chunked_cross_entropy(hidden, items[1:], targets - 1)
+        return self.full_softmax_loss(hidden, items, targets)
 
     def user_states(self, sequences: torch.Tensor) -> torch.Tensor:
         """Append [MASK] after the (last max_length − 1 items of the) history; its state scores."""

@@ -387,10 +387,21 @@ class FusionSettings:
     aux_unseen_items: Annotated[Literal["id", "content"], Field(description="items without training interactions: "
                                                                 "content = by their content alone (id embedding held "
                                                                 "at zero); id = by their untrained id embedding too")] = "content"
+    # Those items as negatives of the training loss. No training target ever pulls them up, while
+    # every full-softmax step pushes each of them down; with content on the output side the model
+    # learns to push down their *content*, i.e. to recognise and bury exactly the items that will
+    # be cold (ML-1M subset, cold split: their content part ended 0.6 below that of their nearest
+    # warm neighbours, and cold test targets ranked below random items, sampled NDCG@10 .004).
+    # False leaves them out of the training softmax (and of sampled negatives), as items added
+    # after training (`auxrec add-items`) are: the model learns only from items it has seen.
+    aux_unseen_negatives: Annotated[bool, Field(description="items without training interactions are negatives "
+                                                "in the training loss (false: they are left out of it, as "
+                                                "items added after training are)")] = False
 
     # What a run saved before a setting existed had, where that differs from the setting's
     # default now (`auxrec.experiments.run_folder.with_later_defaults`).
-    earlier_defaults: ClassVar[dict[str, Any]] = {"aux_unseen_items": "id", "aux_on_output": False}
+    earlier_defaults: ClassVar[dict[str, Any]] = {"aux_unseen_items": "id", "aux_on_output": False,
+                                                  "aux_unseen_negatives": True}
     feature_only_settings: ClassVar[tuple[str, ...]] = ()  # every field above, set below the class
 
 

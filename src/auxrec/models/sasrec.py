@@ -42,7 +42,6 @@ from pydantic import Field
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
 from auxrec.models.fusion import FusionSettings, check_fusion_config
-from auxrec.models.output_loss import chunked_cross_entropy
 from auxrec.models.sequence_transformer import SequenceTransformer, check_heads_divide_width
 from auxrec.models.transformer import trim_padding
 
@@ -103,7 +102,8 @@ class SASRec(SequenceTransformer):
         window = trim_padding(torch.from_numpy(dataset.train_sequences.padded(units, self.config.max_length + 1)))
         batch = {"inputs": window[:, :-1], "targets": window[:, 1:]}
         if self.config.loss == "bce":
-            batch["negatives"] = torch.from_numpy(rng.integers(1, self.n_items + 1, size=tuple(window[:, 1:].shape)))
+            batch["negatives"] = torch.from_numpy(
+                self.pool_items(rng.integers(0, self.negative_pool(), size=tuple(window[:, 1:].shape))))
         elif self.config.loss == "sampled":
             batch["sampled_items"] = torch.from_numpy(self.draw_sampled_items(rng))
         return batch
@@ -132,9 +132,7 @@ class SASRec(SequenceTransformer):
             hidden, targets, *negatives = self.counted_states(batch["inputs"], counted, *aligned)  # (N, d), (N,)
             items = self.output_embeddings()
         if self.config.loss == "ce":
-            # = F.cross_entropy(hidden @ items[1:].T, targets - 1) without (N, n_items) tensors;
-            # padding is never a target
-            return chunked_cross_entropy(hidden, items[1:], targets - 1)
+            return self.full_softmax_loss(hidden, items, targets)  # padding is never a target
         positive = (hidden * items[targets]).sum(-1)  # (N,)
         negative = (hidden * items[negatives[0]]).sum(-1)  # (N,)
         return F.binary_cross_entropy_with_logits(positive, torch.ones_like(positive)) + \

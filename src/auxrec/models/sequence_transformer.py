@@ -36,6 +36,7 @@ from auxrec.features.item_features import ItemFeatures
 from auxrec.models.base import NeuralRecommender, UserHistories
 from auxrec.models.dropout_noise import DropoutReplay, NoisePrefetcher, SequenceDropout, replaying_dropout
 from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, fusion_options
+from auxrec.models.output_loss import chunked_cross_entropy
 from auxrec.models.transformer import (
     TransformerBlock,
     attention_mask,
@@ -107,16 +108,27 @@ class SequenceTransformer(NeuralRecommender):
             if config.aux_init == "zero":
                 self.fusion.start_at_zero()
         self._id_keep: torch.Tensor | None = None  # (n_embeddings, 1) the current batch's id-dropout factors
+        # The items the training loss ranks a target against (sorted ids), or None for every item;
+        # set by `prepare_training` (see `aux_unseen_negatives`). Training only: never saved.
+        self.loss_classes: torch.Tensor | None = None
         # CPU training draws the next batch's dropout noise while this one computes (exact: see
         # `auxrec.models.dropout_noise`); a plain attribute, not state: copies start afresh.
         self.noise_prefetcher = NoisePrefetcher()
 
 
     def prepare_training(self, dataset: PreparedDataset) -> None:
-        """With item features and ``aux_unseen_items="content"``, hold the id embeddings of the
-        items without training interactions at zero (see the setting): zero rows get zero
-        gradients, and Adam then leaves them at zero (its moments stay zero, and decoupled weight
-        decay scales zero). Saved weights keep the zeros, so inference needs nothing more."""
+        """With item features: unless ``aux_unseen_negatives``, train the loss on the items with
+        training interactions only (`loss_classes`); with ``aux_unseen_items="content"``, hold the
+        id embeddings of the items without training interactions at zero (see the settings): zero
+        rows get zero gradients, and Adam then leaves them at zero (its moments stay zero, and
+        decoupled weight decay scales zero). Saved weights keep the zeros, so inference needs
+        nothing more."""
+        self.loss_classes = None
+        if self.fusion is not None and not self.config.aux_unseen_negatives:
+            trained = np.flatnonzero(dataset.train_item_counts[: self.n_items + 1] > 0)
+            trained = trained[trained != PADDING_ID]
+            if len(trained) < self.n_items:
+                self.loss_classes = torch.as_tensor(trained, device=self.item_embedding.weight.device)
         if self.fusion is None or self.config.aux_unseen_items != "content":
             return
         weight = self.item_embedding.weight
@@ -255,16 +267,38 @@ class SequenceTransformer(NeuralRecommender):
             rows = rows + self.fusion(item_ids)
         return rows
 
+    def full_softmax_loss(self, hidden: torch.Tensor, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of ``hidden`` (N, d) against the `loss_classes` rows of ``items`` (the
+        `output_embeddings`); ``targets`` (N,) are item ids, never padding."""
+        if self.loss_classes is None:
+            # = F.cross_entropy(hidden @ items[1:].T, targets - 1) without (N, n_items) tensors
+            return chunked_cross_entropy(hidden, items[1:], targets - 1)
+        # a target always has training interactions, so it is one of the classes
+        return chunked_cross_entropy(hidden, items[self.loss_classes],
+                                     torch.searchsorted(self.loss_classes, targets))
+
+    def negative_pool(self) -> int:
+        """How many items training draws negatives from (every item, or the `loss_classes`)."""
+        return self.n_items if self.loss_classes is None else len(self.loss_classes)
+
+    def pool_items(self, positions: np.ndarray) -> np.ndarray:
+        """Positions 0..negative_pool()-1 → item ids."""
+        if self.loss_classes is None:
+            return positions + 1
+        return self.loss_classes.cpu().numpy()[positions]
+
     # -- the sampled softmax (loss="sampled") --------------------------------------
     def draw_sampled_items(self, rng: np.random.Generator) -> np.ndarray:
-        """(K,) one batch's negatives: K = min(n_negatives, n_items) distinct items, uniformly.
+        """(K,) one batch's negatives: K = min(n_negatives, pool) distinct items, uniformly from
+        `negative_pool` (every item, or those with training interactions; see `prepare_training`).
 
         Distinct, because repeats of an item add no information and, with K near the
         catalogue's size, leave far fewer items sampled (ML-100K, K = 1,000 of 1,682 items:
         ~750 distinct with replacement); the full catalogue makes the loss exactly full softmax.
         """
-        size = min(self.config.n_negatives, self.n_items)
-        return rng.choice(self.n_items, size=size, replace=False) + 1
+        pool = self.negative_pool()
+        size = min(self.config.n_negatives, pool)
+        return self.pool_items(rng.choice(pool, size=size, replace=False))
 
     def log_expected_draws(self, sampled: torch.Tensor) -> torch.Tensor:
         """(K,) log Q(j): the log of how often each sampled item is expected in a batch's sample.
@@ -273,7 +307,7 @@ class SequenceTransformer(NeuralRecommender):
         A popularity proposal (drawn with replacement, Q(j) = K · q(j)) would change
         `draw_sampled_items` and this, and nothing else.
         """
-        return torch.full(sampled.shape, math.log(len(sampled) / self.n_items), device=sampled.device)
+        return torch.full(sampled.shape, math.log(len(sampled) / self.negative_pool()), device=sampled.device)
 
     def sampled_softmax_loss(self, inputs: torch.Tensor, targets: torch.Tensor, counted: torch.Tensor,
                              sampled: torch.Tensor) -> torch.Tensor:
