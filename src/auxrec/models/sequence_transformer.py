@@ -108,7 +108,7 @@ class SequenceTransformer(NeuralRecommender):
             if config.aux_init == "zero":
                 self.fusion.start_at_zero()
         self._id_keep: torch.Tensor | None = None  # (n_embeddings, 1) the current batch's id-dropout factors
-        # The items the training loss ranks a target against (sorted ids), or None for every item;
+        # The items the training loss ranks a target against (sorted ids, CPU), or None for every item;
         # set by `prepare_training` (see `aux_unseen_negatives`). Training only: never saved.
         self.loss_classes: torch.Tensor | None = None
         # CPU training draws the next batch's dropout noise while this one computes (exact: see
@@ -124,18 +124,19 @@ class SequenceTransformer(NeuralRecommender):
         decoupled weight decay scales zero). Saved weights keep the zeros, so inference needs
         nothing more."""
         self.loss_classes = None
-        if self.fusion is not None and not self.config.aux_unseen_negatives:
-            trained = np.flatnonzero(dataset.train_item_counts[: self.n_items + 1] > 0)
-            trained = trained[trained != PADDING_ID]
-            if len(trained) < self.n_items:
-                self.loss_classes = torch.as_tensor(trained, device=self.item_embedding.weight.device)
-        if self.fusion is None or self.config.aux_unseen_items != "content":
+        if self.fusion is None:
+            return
+        unseen = dataset.train_item_counts[: self.n_items + 1] == 0
+        unseen[PADDING_ID] = False
+        if not self.config.aux_unseen_negatives and unseen.any():
+            # kept on the CPU, where every batch draws from it; the loss moves it to the model's device
+            self.loss_classes = torch.as_tensor(np.flatnonzero(~unseen[1:]) + 1)
+        if self.config.aux_unseen_items != "content":
             return
         weight = self.item_embedding.weight
         keep = torch.ones(weight.shape[0], 1, device=weight.device, dtype=weight.dtype)
-        unseen = torch.as_tensor(dataset.train_item_counts == 0, device=weight.device)
-        unseen[PADDING_ID] = False
-        keep[: self.n_items + 1][unseen] = 0.0  # BERT4Rec's [MASK] row, after them, trains as ever
+        # BERT4Rec's [MASK] row, after the items, trains as ever
+        keep[: self.n_items + 1][torch.as_tensor(unseen, device=weight.device)] = 0.0
         with torch.no_grad():
             weight.mul_(keep)
         weight.register_hook(lambda gradient: gradient * keep)
@@ -273,9 +274,8 @@ class SequenceTransformer(NeuralRecommender):
         if self.loss_classes is None:
             # = F.cross_entropy(hidden @ items[1:].T, targets - 1) without (N, n_items) tensors
             return chunked_cross_entropy(hidden, items[1:], targets - 1)
-        # a target always has training interactions, so it is one of the classes
-        return chunked_cross_entropy(hidden, items[self.loss_classes],
-                                     torch.searchsorted(self.loss_classes, targets))
+        classes = self.loss_classes.to(items.device)  # a target always has training interactions: one of them
+        return chunked_cross_entropy(hidden, items[classes], torch.searchsorted(classes, targets))
 
     def negative_pool(self) -> int:
         """How many items training draws negatives from (every item, or the `loss_classes`)."""
@@ -285,7 +285,7 @@ class SequenceTransformer(NeuralRecommender):
         """Positions 0..negative_pool()-1 → item ids."""
         if self.loss_classes is None:
             return positions + 1
-        return self.loss_classes.cpu().numpy()[positions]
+        return self.loss_classes.numpy()[positions]
 
     # -- the sampled softmax (loss="sampled") --------------------------------------
     def draw_sampled_items(self, rng: np.random.Generator) -> np.ndarray:
