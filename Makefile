@@ -22,8 +22,9 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/auxrec quickstart
 
+# one pytest worker per core (pytest-xdist); tests/conftest.py gives each its share of torch threads
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

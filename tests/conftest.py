@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+
+# pytest-xdist workers (`make test` runs `pytest -n auto`) inherit COLUMNS = the controller's
+# terminal width, which the CLI's rich console would freeze at import; in-process CLI tests set
+# their own COLUMNS through CliRunner, as in a serial run.
+os.environ.pop("COLUMNS", None)
+# Each worker gets its share of the cores for torch (tests that need a thread count set it).
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.prepare import prepare_dataset, write_prepared

@@ -116,31 +116,69 @@ def test_content_reaches_the_output_only_when_asked(cold_start):
 
 
 @pytest.mark.parametrize("model_name", ["sasrec", "bert4rec"])
-def test_items_without_training_interactions_keep_a_zero_id_embedding(model_name, cold_start):
-    """aux_unseen_items="content" (the default): never-seen items are their content alone, through training."""
+def test_items_without_training_interactions_train_with_a_zero_id_embedding_then_borrow_one(model_name, cold_start):
+    """aux_unseen_items="content" (the default): never-seen items are their content alone through training;
+    with aux_unseen_id_neighbours=K, at its end each borrows the similarity-weighted mean id row of its K trained nearest neighbours in
+    content (aux_unseen_id_neighbours; 0 keeps the zero row)."""
+    from auxrec.models.content_neighbours import content_neighbours
+
     dataset, features, cold, _ = cold_start
     training = TrainingConfig(epochs=3, batch_size=64, learning_rate=5e-3, weight_decay=0.1, patience=10,
                               eval_every=3, validation_protocol="full", progress=False)
-    rows = {}
-    for setting in ("content", "id"):
+    rows, models = {}, {}
+    for setting, neighbours in (("content", 0), ("content", 3), ("id", 3)):
         model = build(model_name, dataset, features)
-        model.config = dataclasses.replace(model.config, aux_unseen_items=setting)
+        model.config = dataclasses.replace(model.config, aux_unseen_items=setting,
+                                           aux_unseen_id_neighbours=neighbours)
         with seeded(0):
             fit(model, dataset, training, 0)
-        rows[setting] = model.item_embedding.weight.detach()
+        rows[setting, neighbours] = model.item_embedding.weight.detach()
+        models[setting, neighbours] = model
     warm = np.setdiff1d(np.arange(1, dataset.n_items + 1), cold)
-    assert torch.count_nonzero(rows["content"][cold]) == 0
-    assert (rows["content"][warm].abs().sum(1) > 0).all()
-    assert (rows["id"][cold].abs().sum(1) > 0).all()
+    assert torch.count_nonzero(rows["content", 0][cold]) == 0
+    assert (rows["content", 0][warm].abs().sum(1) > 0).all()
+    assert (rows["id", 3][cold].abs().sum(1) > 0).all()
+    # borrowing changes the never-seen rows only, and only after training (same weights otherwise)
+    assert torch.equal(rows["content", 3][warm], rows["content", 0][warm])
+    fusion = models["content", 3].fusion
+    stored = {name: getattr(fusion, f"features_{name}")[torch.as_tensor(cold)].numpy() for name in fusion.names}
+    trained = np.flatnonzero(dataset.train_item_counts > 0)
+    ids, weights = content_neighbours(fusion, trained, stored, 3)
+    assert ids.shape == (len(cold), 3) and np.isin(ids, trained).all()
+    assert np.allclose(weights.sum(1), 1)
+    expected = (torch.from_numpy(weights)[..., None] * rows["content", 0][torch.as_tensor(ids)]).sum(1)
+    assert torch.allclose(rows["content", 3][cold], expected, atol=1e-6)
+    assert (rows["content", 3][cold].abs().sum(1) > 0).all()
+
+
+def test_content_neighbours_are_the_closest_trained_items_by_cosine():
+    """A query equal in direction to one candidate's content borrows from it first; weights are the
+    positive similarities normalised to 1; nothing similar at all gives zero weights."""
+    from types import SimpleNamespace
+
+    from auxrec.models.content_neighbours import content_neighbours
+
+    table = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
+    fusion = SimpleNamespace(names=("text",), features_text=table)
+    candidates = np.array([1, 2, 3])  # item 4 has no training interaction: never a neighbour
+    ids, weights = content_neighbours(fusion, candidates, {"text": np.array([[2.0, 0.1], [-1.0, 0.0]])}, 2)
+    assert ids[0].tolist() == [1, 3]
+    cosines = np.array([2 / np.hypot(2, .1), 2.1 / np.hypot(2, .1) / np.sqrt(2)])
+    assert np.allclose(weights[0], cosines / cosines.sum())
+    assert np.allclose(weights[1], 0)  # opposite to every candidate: borrows nothing
+    ids, weights = content_neighbours(fusion, candidates, {"text": np.ones((2, 2))}, 0)
+    assert ids.shape == weights.shape == (2, 0)
 
 
 def test_runs_saved_before_the_setting_read_as_the_id_behaviour_they_had():
     from auxrec.experiments.run_folder import with_later_defaults
 
     saved = dataclasses.asdict(SASRecConfig())
-    del saved["aux_unseen_items"]
+    del saved["aux_unseen_items"], saved["aux_unseen_id_neighbours"]
     assert with_later_defaults(saved, SASRecConfig)["aux_unseen_items"] == "id"
     assert SASRecConfig().aux_unseen_items == "content"
+    assert with_later_defaults(saved, SASRecConfig)["aux_unseen_id_neighbours"] == 0  # they kept zero rows
+    assert SASRecConfig().aux_unseen_id_neighbours == 0
 
 
 def test_an_id_only_run_is_compared_without_the_fusion_settings():

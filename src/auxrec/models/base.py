@@ -72,6 +72,9 @@ class NeuralRecommender(nn.Module):
     def prepare_training(self, dataset: PreparedDataset) -> None:
         """Called by the trainer before the first epoch (and again on resume); nothing by default."""
 
+    def finish_training(self, dataset: PreparedDataset) -> None:
+        """Called by the trainer once the best weights are restored, before the model is saved; nothing by default."""
+
     # Batch entries every row shares (drawn once per batch): data-parallel processes keep
     # them whole while they split the rest by row (`auxrec.training.distributed`).
     shared_batch_keys: ClassVar[tuple[str, ...]] = ()

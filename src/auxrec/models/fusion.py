@@ -398,6 +398,20 @@ class FusionSettings:
                                                 "in the training loss (false: they are left out of it, as "
                                                 "items added after training are)")] = False
 
+    # With `aux_unseen_items="content"` those items end training with a zero id embedding, so
+    # as candidates they carry content alone while every trained item also carries its id part,
+    # the part that holds what content does not say (how much an item is bought, by whom). At
+    # the end of training each of them borrows the similarity-weighted mean id embedding of the
+    # K trained items closest in content (`auxrec.models.content_neighbours`), as
+    # `auxrec add-items --neighbours K` does for items added later. 0 keeps the zero rows: the
+    # default, because the gain depends on model and data (docs/models.md: SASRec+ on H&M gains
+    # under `full` with K = 1-3, BERT4Rec+ on H&M loses under `sampled`, the ML-1M subset
+    # does not move).
+    aux_unseen_id_neighbours: Annotated[int, Field(ge=0, description="at the end of training, items without "
+                                                   "training interactions borrow the mean id embedding of this "
+                                                   "many trained items closest in content (0: none; with "
+                                                   "aux_unseen_items=content)")] = 0
+
     # What a run saved before a setting existed had, where that differs from the setting's
     # default now (`auxrec.experiments.run_folder.with_later_defaults`).
     earlier_defaults: ClassVar[dict[str, Any]] = {"aux_unseen_items": "id", "aux_on_output": False,

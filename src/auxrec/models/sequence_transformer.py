@@ -34,6 +34,7 @@ from auxrec.data.ids import PADDING_ID
 from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.models.base import NeuralRecommender, UserHistories
+from auxrec.models.content_neighbours import content_neighbours
 from auxrec.models.dropout_noise import DropoutReplay, NoisePrefetcher, SequenceDropout, replaying_dropout
 from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, fusion_options
 from auxrec.models.output_loss import chunked_cross_entropy
@@ -140,6 +141,27 @@ class SequenceTransformer(NeuralRecommender):
         with torch.no_grad():
             weight.mul_(keep)
         weight.register_hook(lambda gradient: gradient * keep)
+
+    @torch.no_grad()
+    def finish_training(self, dataset: PreparedDataset) -> None:
+        """With ``aux_unseen_items="content"``: each item without training interactions borrows the
+        similarity-weighted mean id embedding of its ``aux_unseen_id_neighbours`` trained items
+        closest in content (`auxrec.models.content_neighbours`), in place of its zero row."""
+        count = self.config.aux_unseen_id_neighbours
+        if self.fusion is None or self.config.aux_unseen_items != "content" or count == 0:
+            return
+        train_counts = dataset.train_item_counts[: self.n_items + 1]
+        unseen = np.flatnonzero(train_counts == 0)
+        unseen = unseen[unseen != PADDING_ID]
+        if not len(unseen):
+            return
+        rows = {name: getattr(self.fusion, f"features_{name}")[torch.as_tensor(unseen)].cpu().numpy()
+                for name in self.fusion.names}
+        ids, weights = content_neighbours(self.fusion, np.flatnonzero(train_counts > 0), rows, count)
+        weight = self.item_embedding.weight
+        borrowed = (torch.as_tensor(weights, device=weight.device, dtype=weight.dtype).unsqueeze(-1)
+                    * weight[torch.as_tensor(ids, device=weight.device)]).sum(1)
+        weight[torch.as_tensor(unseen, device=weight.device)] = borrowed
 
     @property
     def n_embeddings(self) -> int:

@@ -40,6 +40,7 @@ from auxrec.data.dataset import PreparedDataset
 from auxrec.exceptions import ConfigError, DataError
 from auxrec.experiments.runs import load_run as load_run_parts
 from auxrec.features.basic import basic_features_of_new_items, basic_item_features
+from auxrec.models.content_neighbours import content_neighbours as nearest_by_content
 from auxrec.models.fusion import stored_feature_rows
 
 ADDED_FOLDER = "added_items"
@@ -155,29 +156,10 @@ def content_neighbours(model: Any, dataset: PreparedDataset, rows: dict[str, np.
     """For each new item, the ``count`` trained items closest in stored content (cosine), and weights.
 
     Only items with training interactions qualify (the others have no learnt id embedding
-    to lend). Weights are the positive similarities, normalised to sum to 1 (all 0 when no
-    neighbour is similar at all, or ``count`` is 0).
+    to lend); see `auxrec.models.content_neighbours`.
     """
-    n_new = len(next(iter(rows.values())))
     candidates = np.flatnonzero(dataset.train_item_counts > 0)  # never padding (its count is 0)
-    count = min(count, len(candidates))
-    if count == 0:
-        return np.zeros((n_new, 0), np.int64), np.zeros((n_new, 0), np.float32)
-    fusion = model.fusion
-    stored = np.concatenate([getattr(fusion, f"features_{name}")[candidates].cpu().numpy()
-                             for name in fusion.names], axis=1)
-    new = np.concatenate([rows[name] for name in fusion.names], axis=1)
-
-    def unit(vectors: np.ndarray) -> np.ndarray:
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-
-    similarity = unit(new) @ unit(stored).T  # (n_new, n_candidates)
-    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :count]
-    weights = np.clip(np.take_along_axis(similarity, nearest, axis=1), 0, None)
-    totals = weights.sum(axis=1, keepdims=True)
-    weights = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
-    return candidates[nearest].astype(np.int64), weights.astype(np.float32)
+    return nearest_by_content(model.fusion, candidates, rows, count)
 
 
 def add_items(run_dir: Path, items_path: Path, neighbours: int = 0) -> AddSummary:

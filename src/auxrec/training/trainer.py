@@ -290,6 +290,7 @@ def train_neural_model(
             _save_checkpoint(checkpoint, state.to_checkpoint(model, optimizer, rng))
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
+    model.finish_training(dataset)
     model.eval()
     return state.log
 

@@ -1,0 +1,45 @@
+"""The trained items closest to other items in content, and how much each one counts.
+
+An item without training interactions has no learnt id embedding. It can borrow one: the
+similarity-weighted mean of the id embeddings of the trained items whose stored content
+(the fusion's rows, every modality concatenated) is closest to its own by cosine. Items in
+the catalogue that training never saw do so at the end of training
+(`aux_unseen_id_neighbours`); items added after training do so with
+`auxrec add-items --neighbours N`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def content_neighbours(fusion: Any, candidates: np.ndarray, rows: dict[str, np.ndarray], count: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """For each item given by ``rows``, the ``count`` ``candidates`` closest in stored content, and weights.
+
+    ``fusion``: the model's `AuxiliaryFusion` (its ``features_<modality>`` rows are the
+    candidates' content); ``candidates``: item ids that may lend (items with training
+    interactions); ``rows``: modality → (m, stored width), the items' rows as the fusion
+    stores them. Returns ids (m, K) and weights (m, K): the positive similarities, normalised
+    to sum to 1 (all 0 when no candidate is similar at all, or ``count`` is 0).
+    """
+    n_items = len(next(iter(rows.values())))
+    count = min(count, len(candidates))
+    if count == 0:
+        return np.zeros((n_items, 0), np.int64), np.zeros((n_items, 0), np.float32)
+    stored = np.concatenate([getattr(fusion, f"features_{name}")[candidates].cpu().numpy()
+                             for name in fusion.names], axis=1)
+    queries = np.concatenate([rows[name] for name in fusion.names], axis=1)
+    similarity = _unit(queries) @ _unit(stored).T  # (m, n_candidates)
+    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :count]
+    weights = np.clip(np.take_along_axis(similarity, nearest, axis=1), 0, None)
+    totals = weights.sum(axis=1, keepdims=True)
+    weights = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+    return candidates[nearest].astype(np.int64), weights.astype(np.float32)
