@@ -118,8 +118,8 @@ def test_content_reaches_the_output_only_when_asked(cold_start):
 @pytest.mark.parametrize("model_name", ["sasrec", "bert4rec"])
 def test_items_without_training_interactions_train_with_a_zero_id_embedding_then_borrow_one(model_name, cold_start):
     """aux_unseen_items="content" (the default): never-seen items are their content alone through training;
-    with aux_unseen_id_neighbours=K, at its end each borrows the similarity-weighted mean id row of its K trained nearest neighbours in
-    content (aux_unseen_id_neighbours; 0 keeps the zero row)."""
+    with aux_unseen_id_neighbours=K, at its end each borrows the similarity-weighted mean id row of its K
+    trained nearest neighbours in content (0 keeps the zero row)."""
     from auxrec.models.content_neighbours import content_neighbours
 
     dataset, features, cold, _ = cold_start
@@ -143,7 +143,7 @@ def test_items_without_training_interactions_train_with_a_zero_id_embedding_then
     fusion = models["content", 3].fusion
     stored = {name: getattr(fusion, f"features_{name}")[torch.as_tensor(cold)].numpy() for name in fusion.names}
     trained = np.flatnonzero(dataset.train_item_counts > 0)
-    ids, weights = content_neighbours(fusion, trained, stored, 3)
+    ids, weights = content_neighbours(fusion, dataset.train_item_counts, stored, 3)
     assert ids.shape == (len(cold), 3) and np.isin(ids, trained).all()
     assert np.allclose(weights.sum(1), 1)
     expected = (torch.from_numpy(weights)[..., None] * rows["content", 0][torch.as_tensor(ids)]).sum(1)
@@ -160,13 +160,13 @@ def test_content_neighbours_are_the_closest_trained_items_by_cosine():
 
     table = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
     fusion = SimpleNamespace(names=("text",), features_text=table)
-    candidates = np.array([1, 2, 3])  # item 4 has no training interaction: never a neighbour
-    ids, weights = content_neighbours(fusion, candidates, {"text": np.array([[2.0, 0.1], [-1.0, 0.0]])}, 2)
+    train_item_counts = np.array([0, 5, 2, 1, 0])  # item 4 has no training interaction: never a neighbour
+    ids, weights = content_neighbours(fusion, train_item_counts, {"text": np.array([[2.0, 0.1], [-1.0, 0.0]])}, 2)
     assert ids[0].tolist() == [1, 3]
     cosines = np.array([2 / np.hypot(2, .1), 2.1 / np.hypot(2, .1) / np.sqrt(2)])
     assert np.allclose(weights[0], cosines / cosines.sum())
     assert np.allclose(weights[1], 0)  # opposite to every candidate: borrows nothing
-    ids, weights = content_neighbours(fusion, candidates, {"text": np.ones((2, 2))}, 0)
+    ids, weights = content_neighbours(fusion, train_item_counts, {"text": np.ones((2, 2))}, 0)
     assert ids.shape == weights.shape == (2, 0)
 
 

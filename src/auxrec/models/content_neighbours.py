@@ -20,17 +20,19 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
-def content_neighbours(fusion: Any, candidates: np.ndarray, rows: dict[str, np.ndarray], count: int
+def content_neighbours(fusion: Any, train_item_counts: np.ndarray, rows: dict[str, np.ndarray], count: int
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """For each item given by ``rows``, the ``count`` ``candidates`` closest in stored content, and weights.
+    """For each item given by ``rows``, the ``count`` trained items closest in stored content, and weights.
 
     ``fusion``: the model's `AuxiliaryFusion` (its ``features_<modality>`` rows are the
-    candidates' content); ``candidates``: item ids that may lend (items with training
-    interactions); ``rows``: modality → (m, stored width), the items' rows as the fusion
-    stores them. Returns ids (m, K) and weights (m, K): the positive similarities, normalised
-    to sum to 1 (all 0 when no candidate is similar at all, or ``count`` is 0).
+    candidates' content); ``train_item_counts``: training interactions per item id; only items
+    with some may lend (the others have no learnt id embedding; padding's count is 0);
+    ``rows``: modality → (m, stored width), the items' rows as the fusion stores them. Returns
+    ids (m, K) and weights (m, K): the positive similarities, normalised to sum to 1 (all 0
+    when no candidate is similar at all, or ``count`` is 0).
     """
     n_items = len(next(iter(rows.values())))
+    candidates = np.flatnonzero(train_item_counts > 0)
     count = min(count, len(candidates))
     if count == 0:
         return np.zeros((n_items, 0), np.int64), np.zeros((n_items, 0), np.float32)

@@ -109,9 +109,12 @@ class SequenceTransformer(NeuralRecommender):
             if config.aux_init == "zero":
                 self.fusion.start_at_zero()
         self._id_keep: torch.Tensor | None = None  # (n_embeddings, 1) the current batch's id-dropout factors
-        # The items the training loss ranks a target against (sorted ids, CPU), or None for every item;
-        # set by `prepare_training` (see `aux_unseen_negatives`). Training only: never saved.
-        self.loss_classes: torch.Tensor | None = None
+        # The items the training loss ranks a target against (sorted ids), or None for every item;
+        # set by `prepare_training` (see `aux_unseen_negatives`). Training only: never saved. A NumPy
+        # array for the negative draws, which run on the CPU, and the same ids on the model's device
+        # for the loss, so that no training step copies them between the two.
+        self.loss_classes: np.ndarray | None = None
+        self._loss_classes_on_device: torch.Tensor | None = None
         # CPU training draws the next batch's dropout noise while this one computes (exact: see
         # `auxrec.models.dropout_noise`); a plain attribute, not state: copies start afresh.
         self.noise_prefetcher = NoisePrefetcher()
@@ -124,14 +127,13 @@ class SequenceTransformer(NeuralRecommender):
         rows get zero gradients, and Adam then leaves them at zero (its moments stay zero, and
         decoupled weight decay scales zero). Saved weights keep the zeros, so inference needs
         nothing more."""
-        self.loss_classes = None
+        self.loss_classes = self._loss_classes_on_device = None
         if self.fusion is None:
             return
-        unseen = dataset.train_item_counts[: self.n_items + 1] == 0
-        unseen[PADDING_ID] = False
+        unseen = self._never_trained(dataset)
         if not self.config.aux_unseen_negatives and unseen.any():
-            # kept on the CPU, where every batch draws from it; the loss moves it to the model's device
-            self.loss_classes = torch.as_tensor(np.flatnonzero(~unseen[1:]) + 1)
+            self.loss_classes = np.flatnonzero(~unseen[1:]) + 1
+            self._loss_classes_on_device = torch.as_tensor(self.loss_classes, device=self.item_embedding.weight.device)
         if self.config.aux_unseen_items != "content":
             return
         weight = self.item_embedding.weight
@@ -150,18 +152,22 @@ class SequenceTransformer(NeuralRecommender):
         count = self.config.aux_unseen_id_neighbours
         if self.fusion is None or self.config.aux_unseen_items != "content" or count == 0:
             return
-        train_counts = dataset.train_item_counts[: self.n_items + 1]
-        unseen = np.flatnonzero(train_counts == 0)
-        unseen = unseen[unseen != PADDING_ID]
+        unseen = np.flatnonzero(self._never_trained(dataset))
         if not len(unseen):
             return
         rows = {name: getattr(self.fusion, f"features_{name}")[torch.as_tensor(unseen)].cpu().numpy()
                 for name in self.fusion.names}
-        ids, weights = content_neighbours(self.fusion, np.flatnonzero(train_counts > 0), rows, count)
+        ids, weights = content_neighbours(self.fusion, dataset.train_item_counts, rows, count)
         weight = self.item_embedding.weight
         borrowed = (torch.as_tensor(weights, device=weight.device, dtype=weight.dtype).unsqueeze(-1)
                     * weight[torch.as_tensor(ids, device=weight.device)]).sum(1)
         weight[torch.as_tensor(unseen, device=weight.device)] = borrowed
+
+    def _never_trained(self, dataset: PreparedDataset) -> np.ndarray:
+        """(n_items + 1,) bool: the items without training interactions (padding excluded)."""
+        unseen = dataset.train_item_counts[: self.n_items + 1] == 0
+        unseen[PADDING_ID] = False
+        return unseen
 
     @property
     def n_embeddings(self) -> int:
@@ -296,7 +302,7 @@ class SequenceTransformer(NeuralRecommender):
         if self.loss_classes is None:
             # = F.cross_entropy(hidden @ items[1:].T, targets - 1) without (N, n_items) tensors
             return chunked_cross_entropy(hidden, items[1:], targets - 1)
-        classes = self.loss_classes.to(items.device)  # a target always has training interactions: one of them
+        classes = self._loss_classes_on_device  # a target always has training interactions: one of them
         return chunked_cross_entropy(hidden, items[classes], torch.searchsorted(classes, targets))
 
     def negative_pool(self) -> int:
@@ -307,7 +313,7 @@ class SequenceTransformer(NeuralRecommender):
         """Positions 0..negative_pool()-1 → item ids."""
         if self.loss_classes is None:
             return positions + 1
-        return self.loss_classes.numpy()[positions]
+        return self.loss_classes[positions]
 
     # -- the sampled softmax (loss="sampled") --------------------------------------
     def draw_sampled_items(self, rng: np.random.Generator) -> np.ndarray:

@@ -40,7 +40,7 @@ from auxrec.data.dataset import PreparedDataset
 from auxrec.exceptions import ConfigError, DataError
 from auxrec.experiments.runs import load_run as load_run_parts
 from auxrec.features.basic import basic_features_of_new_items, basic_item_features
-from auxrec.models.content_neighbours import content_neighbours as nearest_by_content
+from auxrec.models.content_neighbours import content_neighbours
 from auxrec.models.fusion import stored_feature_rows
 
 ADDED_FOLDER = "added_items"
@@ -151,17 +151,6 @@ def _stored_rows(model: Any, dataset: PreparedDataset, modality: str, vectors: n
     return stored_feature_rows(fusion.mode, fusion.common_width, matrix, matrix_present, vectors, present)
 
 
-def content_neighbours(model: Any, dataset: PreparedDataset, rows: dict[str, np.ndarray], count: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """For each new item, the ``count`` trained items closest in stored content (cosine), and weights.
-
-    Only items with training interactions qualify (the others have no learnt id embedding
-    to lend); see `auxrec.models.content_neighbours`.
-    """
-    candidates = np.flatnonzero(dataset.train_item_counts > 0)  # never padding (its count is 0)
-    return nearest_by_content(model.fusion, candidates, rows, count)
-
-
 def add_items(run_dir: Path, items_path: Path, neighbours: int = 0) -> AddSummary:
     """Encode the items in ``items_path`` with the run's encoders and keep them in ``RUN/added_items``.
 
@@ -190,7 +179,7 @@ def add_items(run_dir: Path, items_path: Path, neighbours: int = 0) -> AddSummar
     new = read_new_items(items_path, dataset, previous.items if previous is not None else None)
     vectors, present = basic_features_of_new_items(dataset, new, list(sources))
     rows = {name: _stored_rows(model, dataset, name, vectors[name], present[name]) for name in sources}
-    ids, weights = content_neighbours(model, dataset, rows, neighbours)
+    ids, weights = content_neighbours(model.fusion, dataset.train_item_counts, rows, neighbours)
     model.add_items({name: torch.from_numpy(r) for name, r in rows.items()}, torch.from_numpy(ids),
                     torch.from_numpy(weights))  # refuses models that cannot
     if previous is not None:
