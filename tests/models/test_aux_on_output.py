@@ -126,7 +126,7 @@ def test_items_without_training_interactions_train_with_a_zero_id_embedding_then
     training = TrainingConfig(epochs=3, batch_size=64, learning_rate=5e-3, weight_decay=0.1, patience=10,
                               eval_every=3, validation_protocol="full", progress=False)
     rows, models = {}, {}
-    for setting, neighbours in (("content", 0), ("content", 3), ("id", 3)):
+    for setting, neighbours in (("content", 0), ("content", 3), ("id", 3), ("content", "auto")):
         model = build(model_name, dataset, features)
         model.config = dataclasses.replace(model.config, aux_unseen_items=setting,
                                            aux_unseen_id_neighbours=neighbours)
@@ -134,6 +134,8 @@ def test_items_without_training_interactions_train_with_a_zero_id_embedding_then
             fit(model, dataset, training, 0)
         rows[setting, neighbours] = model.item_embedding.weight.detach()
         models[setting, neighbours] = model
+    assert models["content", 0].training_finish is None and models["id", 3].training_finish is None
+    assert models["content", 3].training_finish == {"aux_unseen_id_neighbours": 3, "items": len(cold)}
     warm = np.setdiff1d(np.arange(1, dataset.n_items + 1), cold)
     assert torch.count_nonzero(rows["content", 0][cold]) == 0
     assert (rows["content", 0][warm].abs().sum(1) > 0).all()
@@ -149,6 +151,34 @@ def test_items_without_training_interactions_train_with_a_zero_id_embedding_then
     expected = (torch.from_numpy(weights)[..., None] * rows["content", 0][torch.as_tensor(ids)]).sum(1)
     assert torch.allclose(rows["content", 3][cold], expected, atol=1e-6)
     assert (rows["content", 3][cold].abs().sum(1) > 0).all()
+    # "auto": the count validation chose (0 included) is the one applied, and the log says what each measured
+    finish = models["content", "auto"].training_finish
+    chosen = finish["aux_unseen_id_neighbours"]
+    assert chosen in (0, 1, 3, 10) and set(finish["validation"]) == {1, 3, 10}
+    assert torch.equal(rows["content", "auto"][warm], rows["content", 0][warm])
+    ids, weights = content_neighbours(fusion, dataset.train_item_counts, stored, chosen)
+    expected = (torch.from_numpy(weights)[..., None] * rows["content", 0][torch.as_tensor(ids)]).sum(1)
+    assert torch.allclose(rows["content", "auto"][cold], expected, atol=1e-6)
+
+
+def test_the_neighbour_count_changes_the_model_only_on_a_significant_validation_gain():
+    from auxrec.models.content_neighbours import choose_neighbour_count
+
+    rng = np.random.default_rng(0)
+    baseline = rng.uniform(size=400)
+    noise = rng.normal(scale=0.4, size=400)
+    noise -= noise.mean()  # the gains below are then exactly the means written
+    per_count = {0: baseline,
+                 1: baseline + 0.005 + noise,  # a small gain lost in per-user noise
+                 3: baseline + 0.02 + 0.02 * noise,  # a smaller mean than 10's, but a certain one
+                 10: baseline + 0.03 + noise}
+    chosen, measured = choose_neighbour_count(lambda count: per_count[count])
+    assert chosen == 3
+    assert measured[10]["gain"] > measured[3]["gain"] > 0
+    assert measured[3]["gain"] > 1.96 * measured[3]["standard_error"]
+    assert choose_neighbour_count(lambda count: baseline - 0.01 * (count > 0))[0] == 0  # losses: keep zero rows
+    assert choose_neighbour_count(lambda count: baseline)[0] == 0  # ties too
+    assert choose_neighbour_count(lambda count: np.zeros(0))[0] == 0  # no validation users
 
 
 def test_content_neighbours_are_the_closest_trained_items_by_cosine():
@@ -178,7 +208,7 @@ def test_runs_saved_before_the_setting_read_as_the_id_behaviour_they_had():
     assert with_later_defaults(saved, SASRecConfig)["aux_unseen_items"] == "id"
     assert SASRecConfig().aux_unseen_items == "content"
     assert with_later_defaults(saved, SASRecConfig)["aux_unseen_id_neighbours"] == 0  # they kept zero rows
-    assert SASRecConfig().aux_unseen_id_neighbours == 0
+    assert SASRecConfig().aux_unseen_id_neighbours == "auto"
 
 
 def test_an_id_only_run_is_compared_without_the_fusion_settings():

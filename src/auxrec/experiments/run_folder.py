@@ -6,7 +6,7 @@ Layout::
       config.json        resolved model/training config, seed, data, source of each value
       versions.json      Python, auxrec and library versions, platform; device and torch threads of each (re)start
       model/             the fitted model (reloadable without the config)
-      training_log.json  one record per epoch (neural models)
+      training_log.json  one record per epoch (neural models); "finish": what was chosen after them
       metrics.json       {"valid": {PROTOCOL: {METRIC: value}}, "test": {...}}; written last, so it marks a finished run
       breakdown.json     metrics per user group (`auxrec.evaluation.breakdown`)
       ranks/             per-user ranks, one Parquet file per split and protocol

@@ -208,8 +208,10 @@ def train_run(
     if not shard.is_main:
         return {}
     model.save(staging.model_path)
-    _write_json(staging.training_log_path,
-                {"fit_seconds": round(fit_seconds, 3), "epochs": model.training_log if model.trainable else []})
+    log = {"fit_seconds": round(fit_seconds, 3), "epochs": model.training_log if model.trainable else []}
+    if getattr(model, "training_finish", None):
+        log["finish"] = model.training_finish  # what was chosen after the epochs, e.g. on validation
+    _write_json(staging.training_log_path, log)
     metrics = _write_evaluations(staging, dataset, results, {})
     staging.checkpoint_path.unlink(missing_ok=True)  # the run is complete; model/ holds the weights
     if out.exists():

@@ -8,6 +8,7 @@ never imports the trainer: dependencies point from training to models, not back.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -54,6 +55,7 @@ class NeuralRecommender(nn.Module):
         self.n_users = n_users
         self.n_items = n_items
         self.training_log: list[dict[str, Any]] = []
+        self.training_finish: dict[str, Any] | None = None  # what finish_training did, when anything
 
     # -- training -----------------------------------------------------------------
     def training_units(self, dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray | None]:
@@ -72,8 +74,14 @@ class NeuralRecommender(nn.Module):
     def prepare_training(self, dataset: PreparedDataset) -> None:
         """Called by the trainer before the first epoch (and again on resume); nothing by default."""
 
-    def finish_training(self, dataset: PreparedDataset) -> None:
-        """Called by the trainer once the best weights are restored, before the model is saved; nothing by default."""
+    def finish_training(self, dataset: PreparedDataset,
+                        validation_ndcg: Callable[[], np.ndarray] | None = None) -> dict[str, Any] | None:
+        """Called by the trainer once the best weights are restored, before the model is saved; nothing by default.
+
+        ``validation_ndcg()`` gives the model's per-user validation NDCG@10 as it stands, for a
+        choice made on validation; what is returned goes into the run's training log.
+        """
+        return None
 
     # Batch entries every row shares (drawn once per batch): data-parallel processes keep
     # them whole while they split the rest by row (`auxrec.training.distributed`).

@@ -5,11 +5,14 @@ similarity-weighted mean of the id embeddings of the trained items whose stored 
 (the fusion's rows, every modality concatenated) is closest to its own by cosine. Items in
 the catalogue that training never saw do so at the end of training
 (`aux_unseen_id_neighbours`); items added after training do so with
-`auxrec add-items --neighbours N`.
+`auxrec add-items --neighbours N`. With `aux_unseen_id_neighbours="auto"` (the default) the
+count is chosen on validation (`choose_neighbour_count`), 0 included.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -45,3 +48,33 @@ def content_neighbours(fusion: Any, train_item_counts: np.ndarray, rows: dict[st
     totals = weights.sum(axis=1, keepdims=True)
     weights = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
     return candidates[nearest].astype(np.int64), weights.astype(np.float32)
+
+
+# `aux_unseen_id_neighbours="auto"`: the neighbour counts tried, and how sure validation must be.
+NEIGHBOUR_COUNTS_TRIED = (1, 3, 10)
+SIGNIFICANT_Z = 1.96
+
+
+def choose_neighbour_count(validation_ndcg: Callable[[int], np.ndarray],
+                           counts: tuple[int, ...] = NEIGHBOUR_COUNTS_TRIED, z: float = SIGNIFICANT_Z
+                           ) -> tuple[int, dict[int, dict[str, float]]]:
+    """The neighbour count to borrow id rows with, chosen on validation, and what each count measured.
+
+    ``validation_ndcg(K)``: per-user validation NDCG@10 with the never-trained items' id rows
+    borrowed from K neighbours (K = 0: zero rows, the model as trained). A count is eligible
+    when its mean per-user gain over K = 0 exceeds ``z`` standard errors of the paired
+    differences, so the trained model is changed only where validation shows a real gain;
+    the eligible count with the largest gain wins, 0 when none is. Returns (count,
+    {K: {"gain": mean difference, "standard_error": its standard error}}).
+    """
+    baseline = np.asarray(validation_ndcg(0), dtype=np.float64)
+    measured: dict[int, dict[str, float]] = {}
+    chosen, best_gain = 0, 0.0
+    for count in counts:
+        difference = np.asarray(validation_ndcg(count), dtype=np.float64) - baseline
+        gain = float(difference.mean()) if len(difference) else 0.0
+        error = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else math.inf
+        measured[count] = {"gain": round(gain, 6), "standard_error": round(error, 6)}
+        if gain > z * error and gain > best_gain:
+            chosen, best_gain = count, gain
+    return chosen, measured

@@ -76,7 +76,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, PlainValidator
 from torch import nn
 
 from auxrec.exceptions import ConfigError
@@ -339,6 +339,17 @@ def fusion_option_problem(gate: str, norm: bool, modality_dropout: float) -> str
     return None
 
 
+def _count_or_auto(value: Any) -> int | str:
+    """A whole number >= 0 or "auto" (one message for both, where a union would give one per branch)."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError("expected a whole number >= 0 or 'auto'")
+
+
 @dataclass(frozen=True)
 class FusionSettings:
     """How a transformer's ``+`` variant fuses item content: the ``aux_*`` settings SASRec's and
@@ -401,21 +412,23 @@ class FusionSettings:
     # With `aux_unseen_items="content"` those items end training with a zero id embedding, so
     # as candidates they carry content alone while every trained item also carries its id part,
     # the part that holds what content does not say (how much an item is bought, by whom). At
-    # the end of training each of them borrows the similarity-weighted mean id embedding of the
-    # K trained items closest in content (`auxrec.models.content_neighbours`), as
-    # `auxrec add-items --neighbours K` does for items added later. 0 keeps the zero rows: the
-    # default, because the gain depends on model and data (docs/models.md: SASRec+ on H&M gains
-    # under `full` with K = 1-3, BERT4Rec+ on H&M loses under `sampled`, the ML-1M subset
-    # does not move).
-    aux_unseen_id_neighbours: Annotated[int, Field(ge=0, description="at the end of training, items without "
-                                                   "training interactions borrow the mean id embedding of this "
-                                                   "many trained items closest in content (0: none; with "
-                                                   "aux_unseen_items=content)")] = 0
+    # the end of training each of them can borrow the similarity-weighted mean id embedding of
+    # the K trained items closest in content (`auxrec.models.content_neighbours`), as
+    # `auxrec add-items --neighbours K` does for items added later. Whether that helps depends
+    # on model and data (docs/results.md: SASRec+ on H&M gains a quarter under `full` with
+    # K = 1, BERT4Rec+ on H&M loses under `sampled` with K = 3, the ML-1M subset barely moves),
+    # so "auto", the default, tries K = 1, 3, 10 on validation and keeps one only where its
+    # per-user gain over the zero rows is significant (`choose_neighbour_count`); an integer
+    # fixes K, 0 keeps the zero rows.
+    aux_unseen_id_neighbours: Annotated[int | Literal["auto"], PlainValidator(_count_or_auto), Field(
+        description="at the end of training, items without training interactions borrow the mean id "
+                    "embedding of this many trained items closest in content (0: none; auto: 0, 1, 3 or 10, "
+                    "chosen on validation; with aux_unseen_items=content)")] = "auto"
 
     # What a run saved before a setting existed had, where that differs from the setting's
     # default now (`auxrec.experiments.run_folder.with_later_defaults`).
     earlier_defaults: ClassVar[dict[str, Any]] = {"aux_unseen_items": "id", "aux_on_output": False,
-                                                  "aux_unseen_negatives": True}
+                                                  "aux_unseen_negatives": True, "aux_unseen_id_neighbours": 0}
     feature_only_settings: ClassVar[tuple[str, ...]] = ()  # every field above, set below the class
 
 

@@ -34,7 +34,7 @@ from auxrec.data.ids import PADDING_ID
 from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.models.base import NeuralRecommender, UserHistories
-from auxrec.models.content_neighbours import content_neighbours
+from auxrec.models.content_neighbours import choose_neighbour_count, content_neighbours
 from auxrec.models.dropout_noise import DropoutReplay, NoisePrefetcher, SequenceDropout, replaying_dropout
 from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, fusion_options
 from auxrec.models.output_loss import chunked_cross_entropy
@@ -145,23 +145,46 @@ class SequenceTransformer(NeuralRecommender):
         weight.register_hook(lambda gradient: gradient * keep)
 
     @torch.no_grad()
-    def finish_training(self, dataset: PreparedDataset) -> None:
+    def finish_training(self, dataset: PreparedDataset,
+                        validation_ndcg: Callable[[], np.ndarray] | None = None) -> dict[str, Any] | None:
         """With ``aux_unseen_items="content"``: each item without training interactions borrows the
         similarity-weighted mean id embedding of its ``aux_unseen_id_neighbours`` trained items
-        closest in content (`auxrec.models.content_neighbours`), in place of its zero row."""
-        count = self.config.aux_unseen_id_neighbours
-        if self.fusion is None or self.config.aux_unseen_items != "content" or count == 0:
-            return
+        closest in content (`auxrec.models.content_neighbours`), in place of its zero row.
+
+        ``"auto"`` chooses the count, 0 included, by ``validation_ndcg()`` (per-user validation
+        NDCG@10 of the model as it stands; without it the rows stay zero). Returns what was
+        done, for the run's training log, or None when the setting does not apply.
+        """
+        setting = self.config.aux_unseen_id_neighbours
+        if self.fusion is None or self.config.aux_unseen_items != "content" or setting == 0:
+            return None
         unseen = np.flatnonzero(self._never_trained(dataset))
         if not len(unseen):
-            return
+            return None
         rows = {name: getattr(self.fusion, f"features_{name}")[torch.as_tensor(unseen)].cpu().numpy()
                 for name in self.fusion.names}
-        ids, weights = content_neighbours(self.fusion, dataset.train_item_counts, rows, count)
-        weight = self.item_embedding.weight
-        borrowed = (torch.as_tensor(weights, device=weight.device, dtype=weight.dtype).unsqueeze(-1)
-                    * weight[torch.as_tensor(ids, device=weight.device)]).sum(1)
-        weight[torch.as_tensor(unseen, device=weight.device)] = borrowed
+
+        def borrow(count: int) -> None:
+            weight = self.item_embedding.weight
+            ids, weights = content_neighbours(self.fusion, dataset.train_item_counts, rows, count)
+            # lenders are trained items, whose rows no count changes, so counts can be tried in turn
+            borrowed = (torch.as_tensor(weights, device=weight.device, dtype=weight.dtype).unsqueeze(-1)
+                        * weight[torch.as_tensor(ids, device=weight.device)]).sum(1)
+            weight[torch.as_tensor(unseen, device=weight.device)] = borrowed
+
+        if setting != "auto":
+            borrow(setting)
+            return {"aux_unseen_id_neighbours": setting, "items": len(unseen)}
+        if validation_ndcg is None:
+            return {"aux_unseen_id_neighbours": 0, "items": len(unseen), "validation": None}
+
+        def tried(count: int) -> np.ndarray:
+            borrow(count)
+            return validation_ndcg()
+
+        chosen, measured = choose_neighbour_count(tried)
+        borrow(chosen)
+        return {"aux_unseen_id_neighbours": chosen, "items": len(unseen), "validation": measured}
 
     def _never_trained(self, dataset: PreparedDataset) -> np.ndarray:
         """(n_items + 1,) bool: the items without training interactions (padding excluded)."""

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.ids import PADDING_ID
 from auxrec.evaluation.evaluator import evaluate
+from auxrec.evaluation.metrics import ndcg_at_k
 from auxrec.exceptions import CheckpointError, ConfigError, DamagedFile, TrainingDiverged
 from auxrec.run_layout import CHECKPOINT_NAME, PARTIAL_SUFFIX
 from auxrec.training.allocator import keep_freed_memory
@@ -290,9 +291,22 @@ def train_neural_model(
             _save_checkpoint(checkpoint, state.to_checkpoint(model, optimizer, rng))
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    model.finish_training(dataset)
     model.eval()
+    model.training_finish = model.finish_training(dataset, lambda: validation_ndcg_per_user(model, dataset, seed))
+    if model.training_finish:
+        logger.info("%s finish: %s", model.name, model.training_finish)
     return state.log
+
+
+def validation_ndcg_per_user(model: NeuralRecommender, dataset: PreparedDataset, seed: int) -> np.ndarray:
+    """Per-user validation NDCG@10 ranking the whole catalogue, for choices made after training.
+
+    Always `full`: what such a choice changes (for example never-trained items' id rows) is how
+    items compete with the whole catalogue, and full ranking measures that without the noise
+    of drawn negatives.
+    """
+    ranks = evaluate(model, dataset, "valid", "full", seed, sharded=True).ranks
+    return ndcg_at_k(ranks, 10)
 
 
 def fit(model: Any, dataset: PreparedDataset, training: TrainingConfig, seed: int,
