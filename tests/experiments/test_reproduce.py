@@ -95,6 +95,26 @@ def test_reproduce_all_writes_every_report(reproduced: dict) -> None:
     assert f"| {device} | {planned} |" in index
 
 
+def test_tables_1_and_2_are_also_given_per_target_group_from_the_runs_breakdowns(reproduced: dict) -> None:
+    reports = reproduced["root"] / "reports"
+    runs = reproduced["root"] / "work" / "runs"
+    for protocol in ("sampled", "full"):
+        for table in ("table1-groups", "table2-groups"):
+            for suffix in (".md", ".csv", ".tex"):
+                assert (reports / f"{table}-{protocol}{suffix}").is_file()
+        groups = pd.read_csv(reports / f"table1-groups-{protocol}.csv", index_col=0)
+        breakdown = json.loads((runs / "sasrec" / "seed-0" / "breakdown.json").read_text())["test"][protocol]
+        for value in ("novel", "repeated"):
+            cell = breakdown["history"][value]
+            if cell["users"]:
+                row = next(name for name in groups.index if name.startswith(f"history: {value} "))
+                assert groups.at[row, "SASRec"] == pytest.approx(cell["NDCG@10"])
+        saved = json.loads((reports / f"table2-groups-{protocol}.json").read_text())["tests"]
+        assert {test["with"] for test in saved} == {"SASRec+", "BERT4Rec+"}
+    index = (reports / "README.md").read_text()
+    assert index.index("**Table 1 — ") < index.index("**Table 1 by target group") < index.index("**Table 2 — ")
+
+
 def test_table2_p_values_follow_from_the_saved_per_seed_results(reproduced: dict) -> None:
     saved = json.loads((reproduced["root"] / "reports" / "table2-sampled.json").read_text())
     runs = reproduced["root"] / "work" / "runs"

@@ -178,7 +178,8 @@ def test_the_neighbour_count_changes_the_model_only_on_a_significant_validation_
     assert measured[3]["gain"] > 1.96 * measured[3]["standard_error"]
     assert choose_neighbour_count(lambda count: baseline - 0.01 * (count > 0))[0] == 0  # losses: keep zero rows
     assert choose_neighbour_count(lambda count: baseline)[0] == 0  # ties too
-    assert choose_neighbour_count(lambda count: np.zeros(0))[0] == 0  # no validation users
+    chosen, measured = choose_neighbour_count(lambda count: np.zeros(0))  # no validation users
+    assert chosen == 0 and measured[1] == {"gain": None, "standard_error": None}  # JSON-safe, no NaN or inf
 
 
 def test_content_neighbours_are_the_closest_trained_items_by_cosine():

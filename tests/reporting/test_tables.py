@@ -57,3 +57,36 @@ def test_table2_and_table3_shapes() -> None:
     ablation = table3("t3", "Table 3", {"SASRec+": {"(1) Text": (0.5, 0.01, 2), "(2) Image": (0.4, 0.0, 2)}}, rows)
     assert ablation.numbers.shape == (2, 1)
     assert "**0.50000 ± 0.01000**" in ablation.markdown()
+
+
+def _breakdown(all_: float, novel: float, repeated: float | None) -> dict:
+    return {"all": {"all": {"NDCG@10": all_, "HR@10": 0.0, "users": 10}},
+            "history": {"novel": {"NDCG@10": novel, "HR@10": 0.0, "users": 8},
+                        "repeated": {"NDCG@10": repeated, "HR@10": 0.0, "users": 2 if repeated is not None else 0}}}
+
+
+def test_group_tables_show_where_a_lead_comes_from_and_adjust_every_group_test_together() -> None:
+    """A model that leads overall only through repeated targets is visibly behind on novel ones."""
+    from auxrec.reporting.statistics import holm
+    from auxrec.reporting.tables import table1_groups, table2_groups
+
+    per_seed = {"BPR": {0: _breakdown(0.30, 0.05, 1.30), 1: _breakdown(0.32, 0.07, 1.32)},
+                "SASRec": {0: _breakdown(0.20, 0.15, 0.40), 1: _breakdown(0.22, 0.16, 0.46)},
+                "SASRec+": {0: _breakdown(0.25, 0.20, 0.45), 1: _breakdown(0.26, 0.22, 0.42)}}
+    table = table1_groups("t1g", "groups", per_seed)
+    assert list(table.numbers.index) == ["all (10 users)", "history: novel (8 users)", "history: repeated (2 users)"]
+    assert table.numbers.at["all (10 users)", "BPR"] == pytest.approx(0.31)
+    assert ("all (10 users)", "BPR") in table.best and ("history: novel (8 users)", "SASRec+") in table.best
+    assert "0.3100 ± 0.0141" in table.markdown()
+
+    pairs = [("SASRec", "SASRec+")]
+    table, tests = table2_groups("t2g", "groups", per_seed, pairs)
+    assert set(tests) == {("SASRec+", "all", "all"), ("SASRec+", "history", "novel"), ("SASRec+", "history", "repeated")}
+    assert tests["SASRec+", "history", "novel"].mean_difference == pytest.approx(0.055)
+    expected = holm([test.p for test in tests.values()])  # one family: every group of every pair
+    assert [test.p_holm for test in tests.values()] == pytest.approx(list(expected))
+    assert "SASRec+ − SASRec" in table.cells.columns
+
+    # a group empty in every run is left out rather than shown as NaN
+    empty = {label: {seed: _breakdown(0.2, 0.2, None) for seed in (0, 1)} for label in ("SASRec", "SASRec+")}
+    assert len(table1_groups("t", "c", empty).numbers) == 2

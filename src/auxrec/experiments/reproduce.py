@@ -450,7 +450,7 @@ def reported(record: RunRecord) -> ReportedRun:
     log = record.folder.read_training_log()
     return ReportedRun(label=record.variant.label, variant=record.variant.key, seed=record.seed,
                        metrics=record.metrics, fit_seconds=log.get("fit_seconds"), training_seconds=training_seconds(log),
-                       trained_on=trained_on(record.folder.path))
+                       trained_on=trained_on(record.folder.path), breakdowns=record.folder.read_breakdowns())
 
 
 def reproduce(

@@ -57,7 +57,7 @@ SIGNIFICANT_Z = 1.96
 
 def choose_neighbour_count(validation_ndcg: Callable[[int], np.ndarray],
                            counts: tuple[int, ...] = NEIGHBOUR_COUNTS_TRIED, z: float = SIGNIFICANT_Z
-                           ) -> tuple[int, dict[int, dict[str, float]]]:
+                           ) -> tuple[int, dict[int, dict[str, float | None]]]:
     """The neighbour count to borrow id rows with, chosen on validation, and what each count measured.
 
     ``validation_ndcg(K)``: per-user validation NDCG@10 with the never-trained items' id rows
@@ -65,15 +65,19 @@ def choose_neighbour_count(validation_ndcg: Callable[[int], np.ndarray],
     when its mean per-user gain over K = 0 exceeds ``z`` standard errors of the paired
     differences, so the trained model is changed only where validation shows a real gain;
     the eligible count with the largest gain wins, 0 when none is. Returns (count,
-    {K: {"gain": mean difference, "standard_error": its standard error}}).
+    {K: {"gain": mean difference, "standard_error": its standard error}}; None where fewer than
+    two validation users give nothing to judge by).
     """
     baseline = np.asarray(validation_ndcg(0), dtype=np.float64)
-    measured: dict[int, dict[str, float]] = {}
+    measured: dict[int, dict[str, float | None]] = {}
     chosen, best_gain = 0, 0.0
     for count in counts:
         difference = np.asarray(validation_ndcg(count), dtype=np.float64) - baseline
-        gain = float(difference.mean()) if len(difference) else 0.0
-        error = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else math.inf
+        if len(difference) < 2:  # no spread to judge a gain by: keep the model as trained
+            measured[count] = {"gain": float(difference.mean()) if len(difference) else None, "standard_error": None}
+            continue
+        gain = float(difference.mean())
+        error = float(difference.std(ddof=1) / math.sqrt(len(difference)))
         measured[count] = {"gain": round(gain, 6), "standard_error": round(error, 6)}
         if gain > z * error and gain > best_gain:
             chosen, best_gain = count, gain

@@ -5,6 +5,9 @@ run's saved numbers (`ReportedRun`), which runs form which table (`PaperLayout`)
 the figures, a loader of seed-0 models. Files written into ``REPORTS/``:
 
 - ``table{1,2,3}-PROTOCOL.{md,csv,tex}`` (`auxrec.reporting.tables`), ``table2-PROTOCOL.json``;
+- ``table{1,2}-groups-PROTOCOL.{md,csv,tex}``: Tables 1 and 2 per group of test targets (cold/warm,
+  popularity terciles, novel/repeated, same-time validation and test), from each run's
+  breakdown; ``table2-groups-PROTOCOL.json`` with the tests;
 - ``runs.csv``: every run's test metrics per protocol and its training time, merged with earlier ones;
 - ``figure2-case-study.{png,json}``, ``figure3-{elbow,attention}.png``, ``figure3-attention.json``;
 - ``README.md``: all of the above on one page, with the invocations (``reproduce-log.json``) and
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +49,8 @@ class ReportedRun:
     fit_seconds: float | None  # the last (re)start's time
     training_seconds: float | None  # the epochs' time over all starts
     trained_on: str | None  # the device(s) that trained it
+    # split → protocol → group → value → cell, as its breakdown.json holds them (empty: none saved)
+    breakdowns: Mapping[str, Mapping[str, tables.Breakdown]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,17 @@ def collect(runs: Sequence[ReportedRun], protocol: str, split: str = "test"
     return table
 
 
+def collect_breakdowns(runs: Sequence[ReportedRun], protocol: str, labels: Sequence[str], seeds: int,
+                       split: str = "test") -> dict[str, dict[int, tables.Breakdown]]:
+    """label → seed → breakdown (``split``, ``protocol``) of the runs of ``labels`` with seed < ``seeds``."""
+    found: dict[str, dict[int, tables.Breakdown]] = {label: {} for label in labels}
+    for run in runs:
+        breakdown = run.breakdowns.get(split, {}).get(protocol)
+        if run.label in found and run.seed < seeds and breakdown:
+            found[run.label][run.seed] = breakdown
+    return found
+
+
 def render(
     name: str, reports: Path, layout: PaperLayout, targets: Sequence[str], runs: Sequence[ReportedRun],
     seeds: SeedsPerTable, protocols: Sequence[str], figures: FigureSettings, load_seed0: ModelLoader,
@@ -135,6 +151,11 @@ def render(
             table = tables.table1(f"table1-{protocol}", f"Table 1 — {name}, test, {protocol} "
                                   f"({seeds.table1} seed(s)){note}", means, layout.baselines, stds=stds)
             written += table.write(out)
+            groups = collect_breakdowns(runs, protocol, layout.table1, seeds.table1)
+            if any(groups.values()):
+                written += tables.table1_groups(
+                    f"table1-groups-{protocol}", f"Table 1 by target group — {name}, test NDCG@10, {protocol} "
+                    f"({seeds.table1} seed(s)){note}", groups).write(out)
         if "table2" in targets:
             per_seed_ndcg = {label: {s: results[label][s]["NDCG@10"] for s in range(seeds.table2)
                                      if s in results.get(label, {})} for pair in layout.pairs for label in pair}
@@ -146,6 +167,17 @@ def render(
             _write_json(path, {"per_seed_ndcg@10": per_seed_ndcg,
                                "tests": {label: test.to_json() for label, test in tests.items()}})
             written.append(path)
+            labels = [label for pair in layout.pairs for label in pair]
+            groups = collect_breakdowns(runs, protocol, labels, seeds.table2)
+            if any(groups.values()):
+                table, group_tests = tables.table2_groups(
+                    f"table2-groups-{protocol}", f"Table 2 by target group — {name}, test NDCG@10, {protocol}: "
+                    f"with and without auxiliary information{note}", groups, layout.pairs)
+                written += table.write(out)
+                path = out / f"table2-groups-{protocol}.json"
+                _write_json(path, {"tests": [{"with": label, "group": group, "value": value, **test.to_json()}
+                                             for (label, group, value), test in group_tests.items()]})
+                written.append(path)
         if "table3" in targets:
             values: dict[str, dict[str, tuple[float, float, int]]] = {}
             for cell in layout.ablation:
@@ -263,8 +295,8 @@ def write_index(name: str, description: str, reports: Path, history: Sequence[Ma
                      f"{entry['wall_seconds'] / 60:.1f} min |")
     lines += ["", *devices_paragraph(reports / "runs.csv")]
     lines.append("")
-    for table in ("table1", "table2", "table3"):
-        for path in sorted(reports.glob(f"{table}-*.md")):
+    for table in ("table1", "table2", "table3"):  # each table, then its breakdown by target group
+        for path in sorted(reports.glob(f"{table}-*.md"), key=lambda path: ("-groups-" in path.name, path.name)):
             lines += [path.read_text().strip(), ""]
     figures = [("figure2-case-study.png", "Figure 2: case study"), ("figure3-elbow.png", "Figure 3: elbow curve"),
                ("figure3-attention.png", "Figure 3: attention similarity between user clusters")]

@@ -227,3 +227,103 @@ def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
     if array.size == 0:
         return math.nan, math.nan
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
+
+
+# A run's breakdown under one split and protocol: group → value → {"NDCG@10", "HR@10", "users"}
+# (`auxrec.evaluation.breakdown`); the group tables read NDCG@10 from it.
+Breakdown = Mapping[str, Mapping[str, Mapping[str, float | int | None]]]
+
+
+def _group_rows(breakdowns: Sequence[Breakdown]) -> list[tuple[str, str]]:
+    """(group, value) pairs the breakdowns hold, "all" first, in their saved order; empty groups left out."""
+    rows: list[tuple[str, str]] = []
+    for breakdown in breakdowns:
+        for group, values in breakdown.items():
+            for value, cell in values.items():
+                if (group, value) not in rows and cell.get("users"):
+                    rows.append((group, value))
+    return sorted(rows, key=lambda row: row[0] != "all")
+
+
+def _row_names(rows: Sequence[tuple[str, str]], breakdowns: Sequence[Breakdown]) -> list[str]:
+    """Each (group, value) row's label, with its number of users in the first breakdown that has the group."""
+    names = []
+    for group, value in rows:
+        first = next((b for b in breakdowns if b.get(group, {}).get(value)), None)
+        users = first.get(group, {}).get(value, {}).get("users") if first else None
+        name = "all" if group == "all" else f"{group}: {value}"
+        names.append(name if users is None else f"{name} ({int(users):,} user{'s' if users != 1 else ''})")
+    return names
+
+
+def _cell(breakdown: Breakdown | None, group: str, value: str, key: str = "NDCG@10") -> float:
+    found = (breakdown or {}).get(group, {}).get(value, {}).get(key)
+    return math.nan if found is None else float(found)
+
+
+def table1_groups(name: str, caption: str, per_seed: Mapping[str, Mapping[int, Breakdown]]) -> Table:
+    """Test NDCG@10 of each model per target group (rows) × model (columns), mean ± sd over seeds.
+
+    ``per_seed[label][seed]`` is that run's breakdown; the top two per row are marked, so a
+    lead that comes from one group only (repeat purchases, popular targets) shows.
+    """
+    labels = [label for label in per_seed if per_seed[label]]
+    every = [breakdown for label in labels for breakdown in per_seed[label].values()]
+    rows = _group_rows(every)
+    names = _row_names(rows, every)
+    numbers = pd.DataFrame(index=pd.Index(names, name="target group"), dtype=float)
+    cells = pd.DataFrame(index=numbers.index, dtype=object)
+    for label in labels:
+        spread = [mean_and_std([_cell(b, group, value) for b in per_seed[label].values()]) for group, value in rows]
+        numbers[label] = [mean for mean, _ in spread]
+        cells[label] = [_number(mean) if not (std > 0) else f"{mean:.4f} ± {std:.4f}" for mean, std in spread]
+    best, second = _marked(numbers, per_row=True)
+    notes = (("Test NDCG@10 per group of test targets (`auxrec breakdown`), mean over seeds ± one standard deviation; "
+             "best per row in bold, second in italics. target: cold = no training interaction; popularity: terciles "
+             "of the targets' training counts; history: repeated = the target is already in the user's history; "
+             "valid_test_time: same = the user's validation and test items share a timestamp (compare 'all' with "
+             "'different' for the results without those users)."),)
+    return Table(name, caption, numbers, cells, best, second, notes)
+
+
+def table2_groups(
+    name: str, caption: str, per_seed: Mapping[str, Mapping[int, Breakdown]], pairs: Sequence[tuple[str, str]],
+) -> tuple[Table, dict[tuple[str, str, str], PairedTest]]:
+    """Table 2 per target group: each (without, with) pair's means and paired difference in every group.
+
+    The tests of the whole table (every pair and group with a p-value) are one family for
+    Holm's adjustment. Returns the table and the tests by (with-label, group, value).
+    """
+    present = [(without, with_aux) for without, with_aux in pairs if per_seed.get(without) and per_seed.get(with_aux)]
+    every = [b for pair in present for label in pair for b in per_seed[label].values()]
+    rows = _group_rows(every)
+    tests: dict[tuple[str, str, str], PairedTest] = {}
+    for without, with_aux in present:
+        seeds = sorted(set(per_seed[without]) & set(per_seed[with_aux]))
+        for group, value in rows:
+            tests[with_aux, group, value] = paired_t_test([_cell(per_seed[without][s], group, value) for s in seeds],
+                                                          [_cell(per_seed[with_aux][s], group, value) for s in seeds])
+    adjusted = holm([test.p for test in tests.values()])
+    tests = {key: dataclasses.replace(test, p_holm=None if not math.isfinite(p) else float(p))
+             for (key, test), p in zip(tests.items(), adjusted, strict=True)}
+    names = _row_names(rows, every)
+    numbers = pd.DataFrame(index=pd.Index(names, name="target group"), dtype=float)
+    cells = pd.DataFrame(index=numbers.index, dtype=object)
+    for without, with_aux in present:
+        results = [tests[with_aux, group, value] for group, value in rows]
+        difference = f"{with_aux} − {without}"
+        numbers[without] = [test.mean_without for test in results]
+        numbers[with_aux] = [test.mean_with for test in results]
+        numbers[difference] = [test.mean_difference for test in results]
+        numbers[f"{difference}: p"] = [test.p for test in results]
+        numbers[f"{difference}: Holm p"] = [math.nan if test.p_holm is None else test.p_holm for test in results]
+        cells[without] = [_number(test.mean_without) for test in results]
+        cells[with_aux] = [_number(test.mean_with) for test in results]
+        cells[difference] = [("–" if not math.isfinite(test.mean_difference) else
+                              f"{test.mean_difference:+.4f} (p {_p_value(test.p)}, Holm {_p_value(test.p_holm)})")
+                             for test in results]
+    family = sum(1 for test in tests.values() if test.p_holm is not None)
+    notes = (("Test NDCG@10 per group of test targets, mean over the seeds both variants have; difference: with − "
+              "without, paired t-test over seeds (two-sided), and its p-value Holm-adjusted over the "
+              f"{family} tests of this table. Groups as in the group table of Table 1."),)
+    return Table(name, caption, numbers, cells, notes=notes), tests
