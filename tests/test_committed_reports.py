@@ -17,8 +17,10 @@ import pytest
 from scipy import stats
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
-TABLE2 = sorted(REPORTS.glob("*/table2-*.json"))
-TABLE1 = sorted(REPORTS.glob("*/table1-*.csv"))
+TABLE2 = sorted(p for p in REPORTS.glob("*/table2-*.json") if "-groups-" not in p.name)
+TABLE1 = sorted(p for p in REPORTS.glob("*/table1-*.csv") if "-groups-" not in p.name)
+GROUPS1 = sorted(REPORTS.glob("*/table1-groups-*.csv"))
+GROUPS2 = sorted(REPORTS.glob("*/table2-groups-*.json"))
 
 
 @pytest.mark.parametrize("path", TABLE2, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -109,3 +111,27 @@ def test_a_new_render_with_holm_p_values_passes_the_same_check(tmp_path: Path) -
     path.write_text(json.dumps(saved))
     with pytest.raises(AssertionError):
         test_table2_statistics_follow_from_its_per_seed_values(path)
+
+
+@pytest.mark.parametrize("path", GROUPS1, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_table1_by_group_agrees_with_table1_on_all_users(path: Path) -> None:
+    """The group table's 'all' row is Table 1's NDCG@10 row (the breakdowns' 'all' is metrics.json)."""
+    groups = pd.read_csv(path, index_col=0)
+    table1 = pd.read_csv(path.with_name(path.name.replace("-groups", "")), index_col="metric")
+    everyone = next(name for name in groups.index if name.startswith("all"))
+    for label in groups.columns:
+        assert groups.at[everyone, label] == pytest.approx(table1.at["NDCG@10", label], abs=1e-12)
+
+
+@pytest.mark.parametrize("path", GROUPS2, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_table2_by_group_agrees_with_table2_and_adjusts_all_its_tests_together(path: Path) -> None:
+    tests = json.loads(path.read_text())["tests"]
+    table2 = json.loads(path.with_name(path.name.replace("-groups", "")).read_text())["tests"]
+    for test in tests:
+        if test["group"] == "all":
+            for key in ("n", "mean_without", "mean_with", "t", "p", "mean_difference"):
+                assert test[key] == pytest.approx(table2[test["with"]][key])
+    expected = _holm_by_definition({str(index): test["p"] for index, test in enumerate(tests)})
+    for index, test in enumerate(tests):
+        assert (test.get("p_holm") is None) == (expected[str(index)] is None)
+        assert test.get("p_holm") is None or test["p_holm"] == pytest.approx(expected[str(index)])
