@@ -235,3 +235,19 @@ def test_embed_then_train_uses_the_cache(prepared_dir, tmp_path):
 
 def test_embed_unknown_modality(prepared_dir):
     assert_one_line_error(invoke("embed", prepared_dir, "--modalities", "smell"), "smell")
+
+
+def test_train_says_what_became_of_the_items_without_training_interactions(tiny_raw, tmp_path):
+    """With cold-start items, SASRec+'s default (aux_unseen_id_neighbours=auto) chooses on validation and says so."""
+    from auxrec.data.prepare import PrepareOptions
+
+    prepared = write_prepared(prepare_dataset(tiny_raw, PrepareOptions(cold_start_fraction=0.2)), tmp_path / "cold")
+    run = tmp_path / "plus"
+    result = invoke("train", "sasrec", "--data", prepared, "--out", run, "--aux", "text,tabular", "--max-len", 20,
+                    "--epochs", 2, "--no-progress")
+    assert result.exit_code == 0, result.output
+    finish = json.loads((run / "training_log.json").read_text())["finish"]
+    assert finish["items"] > 0 and set(finish["validation"]) == {"1", "3", "10"}
+    said = " ".join(result.output.split())
+    assert f"{finish['items']} items without training interactions: id rows" in said
+    assert "K=1: " in said and "K=10: " in said

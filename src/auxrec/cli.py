@@ -199,6 +199,7 @@ def train(
 ) -> None:
     """Train a model on a prepared dataset and evaluate it; writes a run folder."""
     from auxrec.config import parse_assignments, read_config_file
+    from auxrec.experiments.run_folder import RunFolder
     from auxrec.experiments.runs import DEFAULT_PROTOCOLS, train_run
     from auxrec.io import check_output_folder
 
@@ -229,6 +230,11 @@ def train(
     label = model + ("+" if modalities else "")
     for protocol_name, values in metrics["test"].items():
         _print_metrics(f"{label} — test, {protocol_name}", {label: values})
+    finish = RunFolder(out).read_training_log().get("finish")
+    if finish:
+        from auxrec.models.content_neighbours import describe_choice
+
+        console.print(describe_choice(finish), highlight=False)
     console.print(f"run written to {out} ({time.perf_counter() - started:.1f} s)", highlight=False)
 
 

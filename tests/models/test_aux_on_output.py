@@ -274,3 +274,18 @@ def test_runs_saved_before_aux_unseen_negatives_read_as_the_negatives_they_had()
     del saved["aux_unseen_negatives"]
     assert with_later_defaults(saved, SASRecConfig)["aux_unseen_negatives"] is True
     assert SASRecConfig().aux_unseen_negatives is False
+
+
+def test_the_choice_is_told_in_one_line_whatever_validation_measured():
+    from auxrec.models.content_neighbours import describe_choice
+
+    chosen = {"aux_unseen_id_neighbours": 1, "items": 725,
+              "validation": {"1": {"gain": 0.0051, "standard_error": 0.0027},
+                             "3": {"gain": 0.0012, "standard_error": None},  # one validation user
+                             "10": {"gain": None, "standard_error": None}}}  # none
+    line = describe_choice(chosen)
+    assert line.startswith("725 items without training interactions: id rows borrowed from 1 content neighbour,")
+    assert "K=1: +0.0051 ± 0.0027" in line and "K=3: –" in line and "K=10: –" in line
+    assert "kept at zero" in describe_choice({**chosen, "aux_unseen_id_neighbours": 0})
+    assert describe_choice({"aux_unseen_id_neighbours": 3, "items": 1}).endswith("from 3 content neighbours")
+    assert "no validation" in describe_choice({"aux_unseen_id_neighbours": 0, "items": 2, "validation": None})

@@ -82,3 +82,27 @@ def choose_neighbour_count(validation_ndcg: Callable[[int], np.ndarray],
         if gain > z * error and gain > best_gain:
             chosen, best_gain = count, gain
     return chosen, measured
+
+
+def describe_choice(finish: dict[str, Any]) -> str:
+    """One line for the user on what `finish_training` did with the never-trained items' id rows."""
+    count, items = finish.get("aux_unseen_id_neighbours", 0), finish.get("items", 0)
+    what = f"{items:,} item{'s' if items != 1 else ''} without training interactions"
+    measured = finish.get("validation")
+    if measured is None:
+        if "validation" in finish:  # "auto" without validation users to judge by
+            return f"{what}: id rows kept at zero (no validation to choose a neighbour count on)"
+        return f"{what}: id rows borrowed from {count} content neighbour{'s' if count != 1 else ''}"
+
+    def gain(k: Any) -> str:
+        cell = measured.get(k) or measured.get(str(k)) or {}
+        if cell.get("gain") is None or cell.get("standard_error") is None:
+            return f"K={k}: –"
+        return f"K={k}: {cell['gain']:+.4f} ± {cell['standard_error']:.4f}"
+
+    tried = ", ".join(gain(k) for k in sorted({int(k) for k in measured}))
+    if count:
+        return (f"{what}: id rows borrowed from {count} content neighbour{'s' if count != 1 else ''}, "
+                f"chosen on validation (full NDCG@10 gain ± standard error: {tried})")
+    return (f"{what}: id rows kept at zero, no neighbour count gained significantly on validation "
+            f"(full NDCG@10 gain ± standard error: {tried})")
