@@ -201,6 +201,24 @@ def test_content_neighbours_are_the_closest_trained_items_by_cosine():
     assert ids.shape == weights.shape == (2, 0)
 
 
+
+def test_fewer_neighbours_taken_from_a_larger_search_equal_a_search_for_fewer():
+    """finish_training searches once for the largest count tried; each smaller count is its prefix."""
+    from types import SimpleNamespace
+
+    from auxrec.models.content_neighbours import content_neighbours, nearest_of
+
+    rng = np.random.default_rng(0)
+    fusion = SimpleNamespace(names=("text",), features_text=torch.from_numpy(rng.normal(size=(30, 4))))
+    counts = np.r_[0, rng.integers(0, 3, size=29)]
+    queries = {"text": rng.normal(size=(7, 4))}
+    found = content_neighbours(fusion, counts, queries, 10)
+    for count in (0, 1, 3, 10):
+        ids, weights = nearest_of(*found, count)
+        expected_ids, expected_weights = content_neighbours(fusion, counts, queries, count)
+        assert np.array_equal(ids, expected_ids) and np.allclose(weights, expected_weights)
+
+
 def test_runs_saved_before_the_setting_read_as_the_id_behaviour_they_had():
     from auxrec.experiments.run_folder import with_later_defaults
 

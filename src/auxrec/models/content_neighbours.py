@@ -50,6 +50,17 @@ def content_neighbours(fusion: Any, train_item_counts: np.ndarray, rows: dict[st
     return candidates[nearest].astype(np.int64), weights.astype(np.float32)
 
 
+def nearest_of(ids: np.ndarray, weights: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` of neighbours found for a larger count, reweighted to sum to 1.
+
+    Equal to `content_neighbours` with ``count`` (the order is stable and the weights are the
+    positive similarities, normalised), without searching the candidates again.
+    """
+    ids, weights = ids[:, :count], weights[:, :count]
+    totals = weights.sum(axis=1, keepdims=True)
+    return ids, np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+
+
 # `aux_unseen_id_neighbours="auto"`: the neighbour counts tried, and how sure validation must be.
 NEIGHBOUR_COUNTS_TRIED = (1, 3, 10)
 SIGNIFICANT_Z = 1.96

@@ -34,7 +34,12 @@ from auxrec.data.ids import PADDING_ID
 from auxrec.exceptions import ConfigError
 from auxrec.features.item_features import ItemFeatures
 from auxrec.models.base import NeuralRecommender, UserHistories
-from auxrec.models.content_neighbours import choose_neighbour_count, content_neighbours
+from auxrec.models.content_neighbours import (
+    NEIGHBOUR_COUNTS_TRIED,
+    choose_neighbour_count,
+    content_neighbours,
+    nearest_of,
+)
 from auxrec.models.dropout_noise import DropoutReplay, NoisePrefetcher, SequenceDropout, replaying_dropout
 from auxrec.models.fusion import FUSION_REVISIONS, AuxiliaryFusion, fusion_options
 from auxrec.models.output_loss import chunked_cross_entropy
@@ -163,10 +168,13 @@ class SequenceTransformer(NeuralRecommender):
             return None
         rows = {name: getattr(self.fusion, f"features_{name}")[torch.as_tensor(unseen)].cpu().numpy()
                 for name in self.fusion.names}
+        # one search for the largest count tried; smaller counts take its first neighbours
+        largest = setting if setting != "auto" else max(NEIGHBOUR_COUNTS_TRIED)
+        found = content_neighbours(self.fusion, dataset.train_item_counts, rows, largest)
 
         def borrow(count: int) -> None:
             weight = self.item_embedding.weight
-            ids, weights = content_neighbours(self.fusion, dataset.train_item_counts, rows, count)
+            ids, weights = nearest_of(*found, count)
             # lenders are trained items, whose rows no count changes, so counts can be tried in turn
             borrowed = (torch.as_tensor(weights, device=weight.device, dtype=weight.dtype).unsqueeze(-1)
                         * weight[torch.as_tensor(ids, device=weight.device)]).sum(1)

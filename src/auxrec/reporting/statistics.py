@@ -9,15 +9,17 @@ several pairs at once, so `holm` adjusts their p-values for multiple comparisons
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import stats
 
 from auxrec.exceptions import ConfigError
 from auxrec.io import finite_or_none
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -96,3 +98,9 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     steps = (m - np.arange(m)) * values[order]
     adjusted[order] = np.minimum(1.0, np.maximum.accumulate(steps))
     return adjusted
+
+
+def with_holm(tests: Mapping[K, PairedTest]) -> dict[K, PairedTest]:
+    """The tests of one family with ``p_holm`` set (`holm` over their p-values; NaN where no test ran)."""
+    adjusted = holm([test.p for test in tests.values()])
+    return {key: replace(test, p_holm=float(p)) for (key, test), p in zip(tests.items(), adjusted, strict=True)}

@@ -9,7 +9,6 @@ _italic_ / underlined, per row (Table 1, like the paper's grey cells) or per col
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import pandas as pd
 
 from auxrec.evaluation.metrics import METRIC_NAMES
 from auxrec.io import write_text_atomic
-from auxrec.reporting.statistics import PairedTest, holm, paired_t_test
+from auxrec.reporting.statistics import PairedTest, paired_t_test, with_holm
 
 
 @dataclass(frozen=True)
@@ -170,10 +169,8 @@ def table2(
         tests[with_aux] = paired_t_test([per_seed[without][s] for s in seeds],
                                         [per_seed[with_aux][s] for s in seeds], confidence)
         present.append((without, with_aux))
-    adjusted = holm([test.p for test in tests.values()])
-    tests = {label: dataclasses.replace(test, p_holm=float(p_holm))
-             for (label, test), p_holm in zip(tests.items(), adjusted)}
-    family = int(np.isfinite(adjusted).sum())
+    tests = with_holm(tests)
+    family = sum(math.isfinite(test.p_holm) for test in tests.values())
     rows = ["Mean", "Standard deviation", "Observations", "Degrees of freedom", "t statistic", "p-value",
             f"Holm-adjusted p ({family} test{'s' if family != 1 else ''})", "Mean difference",
             f"{confidence:.0%} CI of the difference"]
@@ -303,9 +300,7 @@ def table2_groups(
         for group, value in rows:
             tests[with_aux, group, value] = paired_t_test([_cell(per_seed[without][s], group, value) for s in seeds],
                                                           [_cell(per_seed[with_aux][s], group, value) for s in seeds])
-    adjusted = holm([test.p for test in tests.values()])
-    tests = {key: dataclasses.replace(test, p_holm=None if not math.isfinite(p) else float(p))
-             for (key, test), p in zip(tests.items(), adjusted, strict=True)}
+    tests = with_holm(tests)
     names = _row_names(rows, every)
     numbers = pd.DataFrame(index=pd.Index(names, name="target group"), dtype=float)
     cells = pd.DataFrame(index=numbers.index, dtype=object)
@@ -316,13 +311,13 @@ def table2_groups(
         numbers[with_aux] = [test.mean_with for test in results]
         numbers[difference] = [test.mean_difference for test in results]
         numbers[f"{difference}: p"] = [test.p for test in results]
-        numbers[f"{difference}: Holm p"] = [math.nan if test.p_holm is None else test.p_holm for test in results]
+        numbers[f"{difference}: Holm p"] = [test.p_holm for test in results]
         cells[without] = [_number(test.mean_without) for test in results]
         cells[with_aux] = [_number(test.mean_with) for test in results]
         cells[difference] = [("–" if not math.isfinite(test.mean_difference) else
                               f"{test.mean_difference:+.4f} (p {_p_value(test.p)}, Holm {_p_value(test.p_holm)})")
                              for test in results]
-    family = sum(1 for test in tests.values() if test.p_holm is not None)
+    family = sum(math.isfinite(test.p_holm) for test in tests.values())
     notes = (("Test NDCG@10 per group of test targets, mean over the seeds both variants have; difference: with − "
               "without, paired t-test over seeds (two-sided), and its p-value Holm-adjusted over the "
               f"{family} tests of this table. Groups as in the group table of Table 1."),)
