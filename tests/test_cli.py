@@ -222,15 +222,21 @@ def test_quickstart_end_to_end(tmp_path, monkeypatch):
 def test_embed_then_train_uses_the_cache(prepared_dir, tmp_path):
     result = invoke("embed", prepared_dir, "--modalities", "tabular", "--no-progress")
     assert result.exit_code == 0, result.output
-    assert "items" in result.output and "cache miss" in " ".join(result.output.split())
-    again = invoke("embed", prepared_dir, "--modalities", "tabular", "--no-progress")
+    said = " ".join(result.output.split())
+    assert "items" in said and "cache miss" in said and "attributes" in said  # the default tabular encoder
+    leaves = invoke("embed", prepared_dir, "--modalities", "tabular", "--tabular-encoder", "xgboost", "--no-progress")
+    assert leaves.exit_code == 0, leaves.output
+    assert "xgboost-leaves" in " ".join(leaves.output.split()) and "cache miss" in " ".join(leaves.output.split())
+    again = invoke("embed", prepared_dir, "--modalities", "tabular", "--tabular-encoder", "xgboost", "--no-progress")
     assert "cache hit" in " ".join(again.output.split())
     run = tmp_path / "run"
     result = invoke("train", "sasrec", "--data", prepared_dir, "--out", run, "--aux", "tabular", "--max-len", 20,
                     "--epochs", 1, "--no-progress")
     assert result.exit_code == 0, result.output
     source = json.loads((run / "config.json").read_text())["item_features"]["tabular"]["source"]
-    assert source.startswith("cache:"), source
+    assert source.startswith("cache:xgboost-leaves"), source  # the encoder embedded last is the one selected
+    assert_one_line_error(invoke("embed", prepared_dir, "--modalities", "tabular", "--tabular-encoder", "trees"),
+                          "trees")
 
 
 def test_embed_unknown_modality(prepared_dir):

@@ -246,6 +246,8 @@ def embed(
     text_encoder: Annotated[str, typer.Option(help=f"{_encoder_choices('text')} (`auxrec encoders` describes them)")]
     = "auto",
     image_encoder: Annotated[str, typer.Option(help=f"{_encoder_choices('image')} (`auxrec encoders`)")] = "auto",
+    tabular_encoder: Annotated[str, typer.Option(help=f"{_encoder_choices('tabular')} (`auxrec encoders`)")]
+    = "auto",
     text_template: Annotated[str | None, typer.Option(help="text template over item fields, e.g. '{title}. {plot}'")]
     = None,
     batch_size: Annotated[int, typer.Option(help="encoder batch size")] = 32,
@@ -256,6 +258,7 @@ def embed(
     from auxrec.features.embed import embed_dataset, format_report
 
     report = embed_dataset(data, modalities, text_encoder=text_encoder, image_encoder=image_encoder,
+                           tabular_encoder=tabular_encoder,
                            progress=progress, log=lambda text: console.print(text, highlight=False),
                            text_template=text_template, batch_size=batch_size, rebuild=rebuild)
     console.print(format_report(report), highlight=False)

@@ -18,6 +18,7 @@ from auxrec.data.dataset import PreparedDataset
 from auxrec.data.prepare import prepare_dataset, write_prepared
 from auxrec.data.schema import ItemColumns
 from auxrec.exceptions import ConfigError
+from auxrec.features.basic import basic_item_features
 from auxrec.features.embed import embed_dataset, format_report
 from auxrec.features.resolve import resolve_item_features
 from auxrec.features.tabular import TabularConfig
@@ -68,7 +69,7 @@ def test_embed_reports_coverage_caches_and_feeds_resolve(dataset_path: Path, tmp
     items = dataset.items
     said: list[str] = []
     options = {"text_encoder": text_model, "image_encoder": vision_model, "text_template": "{title}",
-               "tabular_config": FAST, "progress": False}
+               "tabular_encoder": "xgboost", "tabular_config": FAST, "progress": False}
     report = embed_dataset(dataset_path, "text,image,tabular", log=said.append, **options)
     text, image, tabular = (report["modalities"][m] for m in ("text", "image", "tabular"))
     has_text = (items["title"].fillna("") != "").sum()
@@ -118,6 +119,29 @@ def test_changed_parameters_miss_and_corruption_is_rebuilt(dataset_path: Path, t
                             progress=False, log=said.append)
     assert rebuilt["modalities"]["text"]["cache"] == "miss" and any("rejected" in line for line in said)
     assert resolve_item_features(dataset, ["text"]).descriptions["text"].startswith("cache:")  # type: ignore[union-attr]
+
+
+def test_the_default_tabular_vectors_are_the_attributes_and_either_encoder_can_be_selected(
+        dataset_path: Path) -> None:
+    """`auto` = the one-hot attributes (what training uses without embedding); xgboost stays selectable."""
+    dataset = PreparedDataset.load(dataset_path)
+    quiet = {"progress": False, "log": lambda _: None}
+    default = embed_dataset(dataset_path, "tabular", **quiet)["modalities"]["tabular"]
+    assert default["encoder"].startswith("attributes") and default["cache"] == "miss"
+    embedded = resolve_item_features(dataset, ["tabular"])
+    assert embedded is not None and embedded.descriptions["tabular"] == f"cache:{default['encoder']}"
+    basic = basic_item_features(dataset, ["tabular"])
+    np.testing.assert_array_equal(embedded.matrices["tabular"], basic.matrices["tabular"])
+    np.testing.assert_array_equal(embedded.present["tabular"][1:], basic.present["tabular"][1:])
+
+    leaves = embed_dataset(dataset_path, "tabular", tabular_encoder="xgboost", tabular_config=FAST, **quiet)
+    assert leaves["modalities"]["tabular"]["encoder"].startswith("xgboost")
+    assert resolve_item_features(dataset, ["tabular"]).descriptions["tabular"].startswith("cache:xgboost")
+    back = embed_dataset(dataset_path, "tabular", tabular_encoder="attributes", **quiet)["modalities"]["tabular"]
+    assert back["cache"] == "hit" and back["file"] == default["file"]  # same vectors as `auto`: one cache entry
+    assert resolve_item_features(dataset, ["tabular"]).descriptions["tabular"] == f"cache:{default['encoder']}"
+    with pytest.raises(ConfigError, match="xgboost"):
+        embed_dataset(dataset_path, "tabular", tabular_encoder="leaves", **quiet)
 
 
 def test_unknown_modality_and_template_field_fail_clearly(dataset_path: Path) -> None:

@@ -150,7 +150,8 @@ class Reproduction:
             self._check_cached_features(list(data.embed))
         elif data.embed:
             embed_dataset(self.prepared, list(data.embed), text_encoder=data.text_encoder,
-                          image_encoder=data.image_encoder, progress=self.progress, log=self.log)
+                          image_encoder=data.image_encoder, tabular_encoder=data.tabular_encoder,
+                          progress=self.progress, log=self.log)
         return self.prepared
 
     def _check_cached_features(self, modalities: list[str]) -> None:

@@ -43,6 +43,7 @@ class DataSpec(_Strict):
     embed: list[Literal["text", "image", "tabular"]] = Field(default_factory=list)  # `auxrec embed` first
     text_encoder: str = "auto"
     image_encoder: str = "auto"
+    tabular_encoder: str = "auto"  # the reproduction specs name "xgboost", the paper's
 
 
 class ModelSpec(_Strict):

@@ -72,6 +72,7 @@ def embed_dataset(
     progress: bool = True,
     log: Callable[[str], None] = print,
     *,
+    tabular_encoder: str = "auto",
     text_template: str | None = None,
     text_pooling: str = "mean",
     batch_size: int = 32,
@@ -86,8 +87,10 @@ def embed_dataset(
     text_encoder, image_encoder : ``auto`` | ``data2vec`` | ``minilm`` / ``efficientnet`` | a
         model folder or a hub name already in the local cache (see `auxrec.features.text`,
         `auxrec.features.image`). The report records which encoder was used.
+    tabular_encoder : ``auto`` (= ``attributes``, the item attributes one-hot) | ``xgboost``
+        (the paper's: XGBoost fitted to the training interactions, leaves reduced by SVD).
     text_template : overrides the dataset's template (`auxrec.features.templates`).
-    tabular_config : a `auxrec.features.tabular.TabularConfig` (grid, dim, seed...).
+    tabular_config : a `auxrec.features.tabular.TabularConfig` (grid, dim, seed...) for ``xgboost``.
     rebuild : ignore (and overwrite) cached entries.
     """
     names = _parse_modalities(modalities)
@@ -97,7 +100,7 @@ def embed_dataset(
                               "fingerprint": dataset.fingerprint, "modalities": {}}
     context = EmbedContext(batch_size=batch_size, progress=progress, log=log, text_template=text_template,
                            text_pooling=text_pooling, tabular_config=tabular_config)
-    specs = {"text": text_encoder, "image": image_encoder, "tabular": "auto"}
+    specs = {"text": text_encoder, "image": image_encoder, "tabular": tabular_encoder}
     for modality in names:
         started = time.perf_counter()
         entry_point = find_encoder(modality, specs[modality])

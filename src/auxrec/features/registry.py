@@ -117,6 +117,7 @@ def check_modalities(names: list[str], allowed: tuple[str, ...] = MODALITIES) ->
 _TEXT = ("torch", "transformers", "tokenizers")
 _IMAGE = ("torch", "pillow", "transformers", "efficientnet-lite-pytorch")
 _TABULAR = ("xgboost-cpu", "xgboost", "scipy", "numpy")
+_ATTRIBUTES = ("numpy", "pandas")
 for _entry in (
     EncoderEntry("text", "auto", "auxrec.features.text:text_embedder", _TEXT,
                  "data2vec-text when its weights are local, else all-MiniLM-L6-v2", "text"),
@@ -134,7 +135,12 @@ for _entry in (
                  "EfficientNet-Lite0 (ImageNet), bundled with the image extra (offline)", "image"),
     EncoderEntry("image", PATH_ENCODER, "auxrec.features.image:image_embedder", _IMAGE,
                  "any other value: a data2vec-vision model folder or a cached hub name", "image"),
-    EncoderEntry("tabular", "auto", "auxrec.features.tabular:tabular_embedder", _TABULAR,
-                 "XGBoost fitted to the training interactions, item vectors read off the trees", "tabular"),
+    EncoderEntry("tabular", "auto", "auxrec.features.attributes:attributes_embedder", _ATTRIBUTES,
+                 "the item attributes one-hot (measured better than XGBoost leaves; docs/results.md)"),
+    EncoderEntry("tabular", "attributes", "auxrec.features.attributes:attributes_embedder", _ATTRIBUTES,
+                 "one-hot categories, standardised numbers, multi-hot tags (the basic encoder's)"),
+    EncoderEntry("tabular", "xgboost", "auxrec.features.tabular:tabular_embedder", _TABULAR,
+                 "XGBoost fitted to the training interactions, item vectors read off the trees (the paper's)",
+                 "tabular"),
 ):
     register_encoder(_entry)
