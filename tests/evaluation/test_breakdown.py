@@ -67,6 +67,8 @@ def test_test_groups_by_hand(hand):
     check(groups["popularity"]["tail"], [u2, u3], [1, 0])  # e: 0, d: 1
     check(groups["history"]["repeated"], [u1], [1])  # a is in u1's history a b c b
     check(groups["history"]["novel"], [u2, u3, u4], [1, 0, 1])
+    check(groups["novel_target"]["cold"], [u2], [1])
+    check(groups["novel_target"]["warm"], [u3, u4], [0, 1])  # u1's repeated a left out
     check(groups["valid_test_time"]["same"], [u2], [1])
     check(groups["valid_test_time"]["different"], [u1, u3, u4], [1, 0, 1])
 

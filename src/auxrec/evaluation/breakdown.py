@@ -17,6 +17,12 @@ returns NDCG@10, HR@10 and the number of users for each value of each grouping:
   the groups are thirds only up to ties (cold targets, count 0, are ``tail``);
 - ``history``: ``repeated`` when the target already occurs in the history the model saw
   for this split (`PreparedDataset.history`), else ``novel``;
+- ``novel_target``: ``warm`` / ``cold`` as in ``target``, over the novel targets only
+  (repeated ones are left out). A repeated target is far easier (it competes with novel
+  items only under ``full``) and is warm almost by construction, so ``target``'s warm
+  group is inflated wherever people buy again (on H&M, 33 of 384 warm test targets of the
+  cold-start split repeat and hold 42% of SASRec+'s warm NDCG@10 under ``full``); cold against warm
+  is compared fairly here;
 - ``valid_test_time``: ``same`` for users whose validation and test interactions have the
   same timestamp (their order comes from the source file's row order), else ``different``:
   comparing ``all`` with ``different`` shows the results without them.
@@ -44,6 +50,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "target": ("warm", "cold"),
     "popularity": ("head", "mid", "tail"),
     "history": ("novel", "repeated"),
+    "novel_target": ("warm", "cold"),
     "valid_test_time": ("different", "same"),
 }
 EVALUATED_SPLITS = ("valid", "test")
@@ -92,11 +99,13 @@ def target_groups(dataset: PreparedDataset, split: str, users: np.ndarray, targe
     width = dataset.n_items + 1  # (user, item) pairs as one integer key
     seen = history.owners * width + history.items.astype(np.int64)
     repeated = np.isin(np.asarray(users, np.int64) * width + np.asarray(targets, np.int64), seen)
+    cold_or_warm = np.where(counts[targets] == 0, "cold", "warm").astype(object)
     return {
         "all": np.full(len(users), "all", dtype=object),
-        "target": np.where(counts[targets] == 0, "cold", "warm").astype(object),
+        "target": cold_or_warm,
         "popularity": popularity_terciles(counts[targets], counts[all_targets]),
         "history": np.where(repeated, "repeated", "novel").astype(object),
+        "novel_target": np.where(repeated, "(repeated)", cold_or_warm).astype(object),  # "(repeated)": no group
         "valid_test_time": np.where(_same_valid_test_time(dataset, users), "same", "different").astype(object),
     }
 

@@ -278,6 +278,7 @@ def table1_groups(name: str, caption: str, per_seed: Mapping[str, Mapping[int, B
     notes = (("Test NDCG@10 per group of test targets (`auxrec breakdown`), mean over seeds ± one standard deviation; "
              "best per row in bold, second in italics. target: cold = no training interaction; popularity: terciles "
              "of the targets' training counts; history: repeated = the target is already in the user's history; "
+             "novel_target: cold or warm among the novel targets only (repeat purchases are warm and easy); "
              "valid_test_time: same = the user's validation and test items share a timestamp (compare 'all' with "
              "'different' for the results without those users)."),)
     return Table(name, caption, numbers, cells, best, second, notes)
