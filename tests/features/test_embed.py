@@ -17,7 +17,7 @@ pytest.importorskip("xgboost")
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.prepare import prepare_dataset, write_prepared
 from auxrec.data.schema import ItemColumns
-from auxrec.exceptions import ConfigError
+from auxrec.exceptions import ConfigError, DataError
 from auxrec.features.basic import basic_item_features
 from auxrec.features.embed import embed_dataset, format_report
 from auxrec.features.resolve import resolve_item_features
@@ -142,6 +142,15 @@ def test_the_default_tabular_vectors_are_the_attributes_and_either_encoder_can_b
     assert resolve_item_features(dataset, ["tabular"]).descriptions["tabular"] == f"cache:{default['encoder']}"
     with pytest.raises(ConfigError, match="xgboost"):
         embed_dataset(dataset_path, "tabular", tabular_encoder="leaves", **quiet)
+
+
+def test_items_without_attributes_are_refused_not_embedded_as_zeros(
+        tmp_path: Path, raw_factory) -> None:  # type: ignore[no-untyped-def]
+    raw = raw_factory()
+    raw.item_columns = ItemColumns(text=("title",))
+    prepared = write_prepared(prepare_dataset(raw), tmp_path / "prepared")
+    with pytest.raises(DataError, match="no tabular item attributes"):
+        embed_dataset(prepared, "tabular", progress=False, log=lambda _: None)
 
 
 def test_unknown_modality_and_template_field_fail_clearly(dataset_path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from auxrec.data.dataset import PreparedDataset
+from auxrec.exceptions import DataError
 from auxrec.features.basic import tabular_features
 
 
@@ -32,6 +33,9 @@ class AttributesEmbedder:
 
     def embed(self, dataset: PreparedDataset, context: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         matrix, present = tabular_features(dataset)
+        if not present[1:].any():  # zero vectors for every item would train as if nothing were given
+            raise DataError(f"{dataset.name} has no tabular item attributes (categorical, numeric or multi-label "
+                            "columns)")
         return matrix, present, {"description": f"attributes ({matrix.shape[1]}-d one-hot/standardised)"}
 
 
