@@ -170,3 +170,31 @@ def test_add_items_command_from_a_csv_with_relative_image_paths(output_side_run:
     details = auxrec.load_run(output_side_run).item("csv-1")
     assert details[image_column] == str((tmp_path / "pictures" / "skirt.png").resolve())
     remove_added_items(output_side_run)
+
+
+def test_runs_on_embedded_attributes_take_new_items_and_leaf_vectors_are_refused(
+        trained_runs: dict[str, Path], tmp_path: Path) -> None:
+    """`auxrec embed`'s default tabular vectors are the basic encoder's, so new items can be encoded like them;
+    vectors no built-in encoder can compute for a new item (XGBoost leaves) are refused in one line."""
+    import shutil
+
+    from auxrec.features.embed import embed_dataset
+    from auxrec.features.tabular import TabularConfig
+
+    prepared = shutil.copytree(trained_runs["prepared"], tmp_path / "prepared")
+    quiet = {"progress": False, "log": lambda _: None}
+    embed_dataset(prepared, "tabular", **quiet)
+    runs = {}
+    for encoder in ("attributes", "xgboost"):
+        embed_dataset(prepared, "tabular", tabular_encoder=encoder,
+                      tabular_config=TabularConfig(dim=4, grid={"max_depth": [2], "n_estimators": [5]}), **quiet)
+        runs[encoder] = tmp_path / f"run-{encoder}"
+        train_run("sasrec", prepared, runs[encoder], seed=0, protocols=("full",),
+                  model_layers=[("test", {"max_length": 20, "aux_on_output": True})],
+                  training_layers=[("test", {**TRAINING, "epochs": 1})], aux=("text", "tabular"))
+    config = auxrec.load_run(runs["attributes"]).config
+    assert config["item_features"]["tabular"]["source"].startswith("cache:attributes (")
+    new_items, _ = copies_of_catalogue_items(runs["attributes"], tmp_path, slice(0, 3))
+    assert add_items(runs["attributes"], new_items).added == 3
+    with pytest.raises(ConfigError, match="tabular from cache:xgboost-leaves"):
+        add_items(runs["xgboost"], new_items)

@@ -23,10 +23,23 @@ from auxrec.exceptions import DataError
 from auxrec.features.basic import tabular_features
 
 
+DESCRIPTION_PREFIX = "attributes ("  # how the runs' config.json names these vectors: "cache:attributes (...)"
+
+
+def same_as_basic(modality: str, source: str) -> bool:
+    """Whether a run's recorded feature ``source`` holds the basic encoder's vectors for ``modality``.
+
+    True for ``basic-MODALITY`` and for tabular vectors `auxrec embed` cached with this encoder;
+    `auxrec add-items` can then encode new items as the run's own were (it checks the vectors
+    match before using them).
+    """
+    return source == f"basic-{modality}" or (modality == "tabular" and source.startswith(f"cache:{DESCRIPTION_PREFIX}"))
+
+
 class AttributesEmbedder:
     """One-hot / standardised item attributes (the registry's ``attributes`` tabular encoder)."""
 
-    description = "attributes (one-hot categories, standardised numbers, multi-hot tags)"
+    description = f"{DESCRIPTION_PREFIX}one-hot categories, standardised numbers, multi-hot tags)"
 
     def cache_key(self) -> dict[str, Any]:
         return {"encoder": {"encoder": "attributes-one-hot"}}
@@ -36,7 +49,7 @@ class AttributesEmbedder:
         if not present[1:].any():  # zero vectors for every item would train as if nothing were given
             raise DataError(f"{dataset.name} has no tabular item attributes (categorical, numeric or multi-label "
                             "columns)")
-        return matrix, present, {"description": f"attributes ({matrix.shape[1]}-d one-hot/standardised)"}
+        return matrix, present, {"description": f"{DESCRIPTION_PREFIX}{matrix.shape[1]}-d one-hot/standardised)"}
 
 
 def attributes_embedder(spec: str, context: Any, dataset: PreparedDataset) -> AttributesEmbedder:

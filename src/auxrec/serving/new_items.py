@@ -39,6 +39,7 @@ import torch
 from auxrec.data.dataset import PreparedDataset
 from auxrec.exceptions import ConfigError, DataError
 from auxrec.experiments.runs import load_run as load_run_parts
+from auxrec.features.attributes import same_as_basic
 from auxrec.features.basic import basic_features_of_new_items, basic_item_features
 from auxrec.models.content_neighbours import content_neighbours
 from auxrec.models.fusion import stored_feature_rows
@@ -171,7 +172,7 @@ def add_items(run_dir: Path, items_path: Path, neighbours: int = 0) -> AddSummar
                           "item (no learnt id embedding) would score the same as every other new item; train with "
                           "--set aux_on_output=true, or borrow id embeddings from content neighbours with "
                           "--neighbours N (weak in our measurements: docs/serving.md)")
-    not_basic = {name: source for name, source in sources.items() if not source.startswith("basic-")}
+    not_basic = {name: source for name, source in sources.items() if not same_as_basic(name, source)}
     if not_basic:
         raise ConfigError("new items can only be encoded with the basic encoders for now; this run read "
                           + ", ".join(f"{name} from {source}" for name, source in not_basic.items())
