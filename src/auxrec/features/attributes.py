@@ -22,7 +22,6 @@ from auxrec.data.dataset import PreparedDataset
 from auxrec.exceptions import DataError
 from auxrec.features.basic import tabular_features
 
-
 DESCRIPTION_PREFIX = "attributes ("  # how the runs' config.json names these vectors: "cache:attributes (...)"
 
 
