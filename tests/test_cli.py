@@ -243,6 +243,13 @@ def test_embed_unknown_modality(prepared_dir):
     assert_one_line_error(invoke("embed", prepared_dir, "--modalities", "smell"), "smell")
 
 
+def test_embed_refuses_an_encoder_choice_for_a_modality_it_does_not_embed(prepared_dir):
+    result = invoke("embed", prepared_dir, "--modalities", "text", "--tabular-encoder", "xgboost")
+    assert_one_line_error(result, "--tabular-encoder xgboost has no effect: tabular is not in --modalities")
+    result = invoke("embed", prepared_dir, "--modalities", "tabular", "--text-template", "{title}")
+    assert_one_line_error(result, "--text-template")
+
+
 def test_train_says_what_became_of_the_items_without_training_interactions(tiny_raw, tmp_path):
     """With cold-start items, SASRec+'s default (aux_unseen_id_neighbours=auto) chooses on validation and says so."""
     from auxrec.data.prepare import PrepareOptions

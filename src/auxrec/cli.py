@@ -257,6 +257,14 @@ def embed(
     """Compute (or reuse from the cache) pretrained item embeddings; `train --aux` then uses them."""
     from auxrec.features.embed import embed_dataset, format_report
 
+    listed = {name.strip() for name in modalities.split(",")}
+    options = {"--text-encoder": ("text", text_encoder, "auto"), "--text-template": ("text", text_template, None),
+               "--image-encoder": ("image", image_encoder, "auto"),
+               "--tabular-encoder": ("tabular", tabular_encoder, "auto")}
+    for option, (modality, value, default) in options.items():
+        if value != default and modality not in listed:  # a choice that would silently do nothing
+            raise ConfigError(f"{option} {value} has no effect: {modality} is not in --modalities ({modalities}); "
+                              f"add {modality} or drop {option}")
     report = embed_dataset(data, modalities, text_encoder=text_encoder, image_encoder=image_encoder,
                            tabular_encoder=tabular_encoder,
                            progress=progress, log=lambda text: console.print(text, highlight=False),
