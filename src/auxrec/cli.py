@@ -556,7 +556,8 @@ def models(
 @app.command()
 def encoders() -> None:
     """List the modalities and the pretrained item encoders `auxrec embed` can use."""
-    table = Table(title="pretrained item encoders (auxrec embed --text-encoder / --image-encoder NAME)")
+    table = Table(title="pretrained item encoders (auxrec embed --text-encoder / --image-encoder / "
+                        "--tabular-encoder NAME)")
     for column in ("modality", "name", "what", "packages"):
         table.add_column(column)
     for (modality, name), entry in ENCODERS.items():
