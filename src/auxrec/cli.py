@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from auxrec.exceptions import AuxrecError, ConfigError
@@ -364,21 +365,33 @@ def compare(
     def spread(mean: float, std: float) -> str:
         return number(mean) + ("" if math.isnan(std) else f" ± {number(std)}")
 
+    columns = ("protocol", "group", "users", "seeds", "baseline", "variant", "difference", "95% CI", "p", "Holm")
     for candidate in [label for label in result.variants if label != result.baseline]:
-        table = Table(title=f"{split} {metric}: {escape(candidate)} against {escape(result.baseline)}, "
-                            "paired by seed (p: paired t-test; Holm: adjusted over every row printed)")
-        for column in ("protocol", "group", "users", "seeds", "baseline", "variant", "difference", "95% CI",
-                       "p", "Holm"):
-            table.add_column(column, justify="left" if column in ("protocol", "group") else "right")
+        title = (f"{split} {metric}: {escape(candidate)} against {escape(result.baseline)}, "
+                 "paired by seed (p: paired t-test; Holm: adjusted over every row printed)")
+        rows = []
         for row in (row for row in result.rows if row.candidate == candidate):
             test = row.test
-            table.add_row(row.protocol, "all" if row.group == "all" else f"{row.group}: {row.value}",
-                          "–" if row.users is None else f"{row.users:,}", str(test.n),
-                          spread(test.mean_without, test.std_without), spread(test.mean_with, test.std_with),
-                          number(test.mean_difference, signed=True),
-                          f"{number(test.ci_low, signed=True)}, {number(test.ci_high, signed=True)}",
-                          number(test.p), number(test.p_holm))
-        console.print(table)
+            rows.append((row.protocol, "all" if row.group == "all" else f"{row.group}: {row.value}",
+                         "–" if row.users is None else f"{row.users:,}", str(test.n),
+                         spread(test.mean_without, test.std_without), spread(test.mean_with, test.std_with),
+                         number(test.mean_difference, signed=True),
+                         f"{number(test.ci_low, signed=True)}, {number(test.ci_high, signed=True)}",
+                         number(test.p), number(test.p_holm)))
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("protocol", "group") else "right")
+        for cells in rows:
+            table.add_row(*cells)
+        needed = Measurement.get(console, console.options.update_width(10_000), table).maximum  # unclamped
+        if needed <= console.width:
+            console.print(table)
+            continue
+        # Too narrow a terminal: a squeezed table would cut the numbers ("+.02…"); one line per row instead.
+        console.print(title, highlight=False)
+        for protocol_name, group, users, n, baseline, variant, difference, interval, p, holm in rows:
+            console.print(f"  {protocol_name}, {group} ({users} users, {n} seeds): {baseline} → {variant}, "
+                          f"difference {difference} [95% CI {interval}], p {p}, Holm {holm}", highlight=False)
     if out is not None:
         if out.suffix == ".json":
             write_json_atomic(out, result.to_json())

@@ -121,6 +121,11 @@ def test_cli_prints_the_table_and_writes_csv_and_json(two_variants, tmp_path):
     lines = out.read_text().splitlines()
     assert lines[0].startswith("candidate,protocol,group,value,metric,n,users")
     assert len(lines) == 1 + 3 + 1  # sampled: all, warm, cold; full: all
+    assert ".0" in result.output and "…" not in result.output
+    narrow = runner.invoke(app, ["compare", *map(str, two_variants), "--by-group"], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.output
+    assert "…" not in narrow.output  # no number cut short: one line per row instead of a squeezed table
+    assert "sampled, target: cold (" in narrow.output and "Holm" in narrow.output
     as_json = tmp_path / "comparison.json"
     assert runner.invoke(app, ["compare", *map(str, two_variants), "--out", str(as_json)]).exit_code == 0
     assert json.loads(as_json.read_text())["baseline"] == "sasrec"
