@@ -201,7 +201,6 @@ def test_content_neighbours_are_the_closest_trained_items_by_cosine():
     assert ids.shape == weights.shape == (2, 0)
 
 
-
 def test_fewer_neighbours_taken_from_a_larger_search_equal_a_search_for_fewer():
     """finish_training searches once for the largest count tried; each smaller count is its prefix."""
     from types import SimpleNamespace

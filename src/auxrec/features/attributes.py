@@ -7,10 +7,9 @@ reports and selects them. Why this and not the paper's XGBoost leaves (``--tabul
 xgboost``): trained with no flags, SASRec+ with tabular vectors only scored .2351 sampled /
 .0290 full test NDCG@10 on H&M with the attributes against .1157 / .0141 with the leaves
 (seeds 0-2, p = .001 sampled), and the two tie on ML-100K (.4674 against .4664) and on the
-ML-1M subset (.6117 against .6109). The trees
-keep only what predicted an interaction; the attributes keep the product type and colour
-that make similar items recognisable (docs/results.md, "The no-flag runs are above this
-reproduction").
+ML-1M subset (.6117 against .6109). The trees keep only what predicted an interaction; the
+attributes keep the product type and colour that make similar items recognisable
+(docs/results.md, "The no-flag runs are above this reproduction").
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from auxrec.data.dataset import PreparedDataset
-from auxrec.exceptions import DataError
-from auxrec.features.basic import tabular_features
+from auxrec.features.basic import no_tabular_attributes, tabular_features
 
 DESCRIPTION_PREFIX = "attributes ("  # how the runs' config.json names these vectors: "cache:attributes (...)"
 
@@ -33,7 +31,9 @@ def same_as_basic(modality: str, source: str) -> bool:
     `auxrec add-items` can then encode new items as the run's own were (it checks the vectors
     match before using them).
     """
-    return source == f"basic-{modality}" or (modality == "tabular" and source.startswith(f"cache:{DESCRIPTION_PREFIX}"))
+    if source == f"basic-{modality}":
+        return True
+    return modality == "tabular" and source.startswith(f"cache:{DESCRIPTION_PREFIX}")
 
 
 class AttributesEmbedder:
@@ -47,8 +47,7 @@ class AttributesEmbedder:
     def embed(self, dataset: PreparedDataset, context: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         matrix, present = tabular_features(dataset)
         if not present[1:].any():  # zero vectors for every item would train as if nothing were given
-            raise DataError(f"{dataset.name} has no tabular item attributes (categorical, numeric or multi-label "
-                            "columns)")
+            raise no_tabular_attributes(dataset)
         return matrix, present, {"description": f"{DESCRIPTION_PREFIX}{matrix.shape[1]}-d one-hot/standardised)"}
 
 

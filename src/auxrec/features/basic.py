@@ -37,7 +37,7 @@ from PIL import Image
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.schema import ItemColumns
-from auxrec.exceptions import ConfigError
+from auxrec.exceptions import ConfigError, DataError
 from auxrec.features.images import ImageTally, read_rgb
 from auxrec.features.item_features import ItemFeatures
 from auxrec.features.registry import DERIVED_MODALITIES, MODALITIES
@@ -255,6 +255,11 @@ class TabularEncoder:
             standardised = np.where(missing, 0.0, (values - mean) / (std or 1.0))
             blocks.append(np.stack([standardised, missing.astype(np.float64)], axis=1).astype(np.float32))
         return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(items), 0), np.float32)
+
+
+def no_tabular_attributes(dataset: PreparedDataset) -> DataError:
+    """The error of a tabular encoder asked to embed a dataset whose items have no attributes."""
+    return DataError(f"{dataset.name} has no tabular item attributes (categorical, numeric or multi-label columns)")
 
 
 def tabular_features(dataset: PreparedDataset) -> tuple[np.ndarray, np.ndarray]:

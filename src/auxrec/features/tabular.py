@@ -48,6 +48,7 @@ import pandas as pd
 
 from auxrec.data.dataset import PreparedDataset
 from auxrec.exceptions import ConfigError, DataError
+from auxrec.features.basic import no_tabular_attributes
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ def fit_tabular_embedding(
     n_rows = dataset.n_items + 1
     attributes, attribute_names, present = item_attributes(dataset, config.max_categories)
     if not present.any():
-        raise DataError(f"{dataset.name} has no tabular item attributes (categorical, numeric or multi-label columns)")
+        raise no_tabular_attributes(dataset)
 
     items, targets, implicit = _training_rows(dataset)
     if len(items) == 0:
