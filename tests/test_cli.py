@@ -264,3 +264,26 @@ def test_train_says_what_became_of_the_items_without_training_interactions(tiny_
     said = " ".join(result.output.split())
     assert f"{finish['items']} items without training interactions: id rows" in said
     assert "K=1: " in said and "K=10: " in said
+
+
+def test_prepare_and_train_without_out_write_named_folders(tmp_path, monkeypatch):
+    """No --out: prepared/SOURCE for a generic dataset, runs/DATA/MODEL-seedS, a second run beside the first."""
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "shop"
+    source.mkdir()
+    rows = ["user,item,timestamp"] + [f"{u},{(u * 3 + k) % 20 + 1},{k}" for u in range(1, 11) for k in range(6)]
+    (source / "interactions.csv").write_text("\n".join(rows) + "\n")
+    result = invoke("prepare", "generic", "--source", source)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "prepared" / "shop" / "manifest.json").is_file()
+    assert_one_line_error(invoke("prepare", "generic", "--source", source), "prepared/shop exists", "--overwrite")
+
+    full = ("--protocol", "full", "--validation-protocol", "full")  # 20 items: too few for 100 negatives
+    for expected in ("poprec-seed0", "poprec-seed0-2"):
+        result = invoke("train", "poprec", "--data", "prepared/shop", "--no-progress", *full)
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "runs" / "shop" / expected / "metrics.json").is_file()
+        assert f"runs/shop/{expected}" in " ".join(result.output.split())
+    result = invoke("train", "poprec", "--data", "prepared/shop", "--no-progress", "--overwrite", *full)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "runs" / "shop").iterdir()) == ["poprec-seed0", "poprec-seed0-2"]

@@ -39,6 +39,8 @@ console = Console(soft_wrap=True)  # long summary lines stay whole in logs
 error_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 USER_ERROR_EXIT_CODE = 2
+#: Where `auxrec prepare` writes when no --out is given (runs go to `run_folder.RUNS_ROOT`).
+DEFAULT_PREPARED_ROOT = Path("prepared")
 
 
 def _print_error(error: BaseException) -> None:
@@ -99,7 +101,9 @@ def prepare(
     dataset: Annotated[str, typer.Argument(help="loader name: ml-100k, ml-1m, ml-20m, ml-25m, hm, amazon, generic, "
                                                 "synthetic")],
     source: Annotated[Path, typer.Option(help="folder holding the raw files")],
-    out: Annotated[Path, typer.Option(help="prepared dataset folder to write")],
+    out: Annotated[Path | None, typer.Option(
+        help="prepared dataset folder to write (default: prepared/DATASET, or prepared/SOURCE-FOLDER for generic "
+             "and amazon; '-cold' added with --cold-start-fraction)")] = None,
     k_core: Annotated[int, typer.Option(help="keep users and items with at least k interactions (0 = off)")] = 0,
     min_rating: Annotated[float | None, typer.Option(help="keep interactions with rating >= this")] = None,
     drop_duplicates: Annotated[bool, typer.Option(help="drop exact duplicate interactions")] = True,
@@ -122,6 +126,10 @@ def prepare(
     options = checked_options(PrepareOptions, "--", drop_duplicates=drop_duplicates, min_rating=min_rating,
                               k_core=k_core, cold_start_fraction=cold_start_fraction,
                               keep_items_without_interactions=keep_items_without_interactions)
+    if out is None:
+        named_by_source = dataset in ("generic", "amazon")  # one loader, many datasets
+        out = DEFAULT_PREPARED_ROOT / ((source.resolve().name if named_by_source else dataset)
+                                       + ("-cold" if cold_start_fraction else ""))
     check_output_folder(out, "prepared", overwrite, inputs=(source,))  # before the (long) loading
     started = time.perf_counter()
     raw = load_dataset(dataset, source, **loader_options)
@@ -162,7 +170,8 @@ def prepare(
 def train(
     model: Annotated[str, typer.Argument(help="registered model: poprec, bpr, transrec, sasrec, bert4rec, kebert4rec")],
     data: Annotated[Path, typer.Option(help="prepared dataset folder")],
-    out: Annotated[Path, typer.Option(help="run folder to write")],
+    out: Annotated[Path | None, typer.Option(
+        help="run folder to write (default: runs/DATA/MODEL[+MODALITIES]-seedS, never an existing run's)")] = None,
     seed: Annotated[int, typer.Option(help="seed for initialisation, batches and sampled negatives")] = 0,
     aux: Annotated[str | None, typer.Option(
         help=f"auxiliary modalities, comma-separated from {', '.join(BASIC_MODALITIES)} (SASRec+/BERT4Rec+)")] = None,
@@ -200,14 +209,17 @@ def train(
 ) -> None:
     """Train a model on a prepared dataset and evaluate it; writes a run folder."""
     from auxrec.config import parse_assignments, read_config_file
-    from auxrec.experiments.run_folder import RunFolder
+    from auxrec.experiments.run_folder import RunFolder, default_run_folder
     from auxrec.experiments.runs import DEFAULT_PROTOCOLS, train_run
     from auxrec.io import check_output_folder
 
-    check_output_folder(out, "run", overwrite, inputs=(data, config))
     file_values = read_config_file(config) if config else {}
     if "seed" in file_values and seed == 0:
         seed = int(file_values["seed"])
+    modalities = tuple(m.strip() for m in aux.split(",") if m.strip()) if aux else ()
+    if out is None:  # every torchrun process names it before any of them writes (train_run's first barrier)
+        out = default_run_folder(data, model, modalities, seed, resume=resume, overwrite=overwrite)
+    check_output_folder(out, "run", overwrite, inputs=(data, config))
     model_flags = {"loss": loss, "max_length": max_len, "hidden_dim": hidden_dim, "n_blocks": n_blocks,
                    "n_heads": n_heads, "dropout": dropout, "mask_probability": mask_probability,
                    "aux_fusion": fusion}
@@ -220,7 +232,6 @@ def train(
     training_layers = [("config file", file_values.get("training", {})),
                        ("command line", {k: v for k, v in flags.items() if v is not None}
                         | ({} if progress else {"progress": False}))]
-    modalities = tuple(m.strip() for m in aux.split(",") if m.strip()) if aux else ()
     feature_files = {k: Path(v) for k, v in parse_assignments(features or [], "--features").items()}
     started = time.perf_counter()
     metrics = train_run(model, data, out, seed, model_layers, training_layers,

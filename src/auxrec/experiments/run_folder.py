@@ -160,6 +160,36 @@ class RunFolder:
         self.discard_staging()
 
 
+#: Where `auxrec train` writes when no --out is given: RUNS_ROOT/DATASET/MODEL[+MODALITIES]-seedS.
+RUNS_ROOT = Path("runs")
+
+
+def default_run_folder(data: Path, model: str, modalities: tuple[str, ...], seed: int, *, resume: bool = False,
+                       overwrite: bool = False, root: Path = RUNS_ROOT) -> Path:
+    """The run folder `auxrec train` picks without --out, named after the data, model, modalities and seed.
+
+    Never an existing run's, unless asked: training the same thing twice writes ``NAME-2``,
+    ``NAME-3``... (a second run is often the point, e.g. after changing the data). With
+    ``resume`` it is the latest of those that exists, finished or interrupted, so a bare
+    ``--resume`` continues what the same command started; with ``overwrite`` it is ``NAME``.
+    """
+    name = model + ("+" + "-".join(modalities) if modalities else "") + f"-seed{seed}"
+    base = root / Path(data).resolve().name / name
+
+    def taken(path: Path) -> bool:
+        folder = RunFolder(path)
+        return any(p.is_dir() and any(p.iterdir()) for p in (folder.path, folder.staging.path))
+
+    candidates = (base if number == 1 else base.with_name(f"{name}-{number}") for number in range(1, 10_000))
+    if overwrite:
+        return base
+    latest = base
+    for candidate in candidates:
+        if not taken(candidate):
+            return latest if resume else candidate
+        latest = candidate
+    return latest
+
 # -- what a saved config means ------------------------------------------------------------
 def recorded_revisions(config: Mapping[str, Any]) -> dict[str, int]:
     """The model revisions a saved run was trained under; runs from before they were recorded are revision 1."""
