@@ -217,6 +217,7 @@ def test_quickstart_end_to_end(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "SASRec+" in result.output and "NDCG@10" in result.output
     assert (tmp_path / "qs" / "runs" / "sasrec-plus-seed0" / "metrics.json").is_file()
+    assert f"auxrec serve {tmp_path / 'qs' / 'runs' / 'sasrec-plus-seed0'}" in " ".join(result.output.split())
 
 
 def test_embed_then_train_uses_the_cache(prepared_dir, tmp_path):

@@ -436,13 +436,16 @@ def quickstart(
     seed: Annotated[int, typer.Option(help="seed")] = 0,
 ) -> None:
     """Generate synthetic data, train PopRec, SASRec and SASRec+, print a results table (< 2 min)."""
-    from auxrec.experiments.quickstart import run_quickstart
+    from auxrec.experiments.quickstart import QUICKSTART_RUNS, quickstart_run_folder, run_quickstart
 
     started = time.perf_counter()
     results = run_quickstart(workdir, seed=seed, log=lambda text: console.print(text, highlight=False))
     for protocol_name, rows in results.items():
         _print_metrics(f"quickstart — synthetic data, test, {protocol_name}", rows)
     console.print(f"done in {time.perf_counter() - started:.0f} s; runs are in {workdir / 'runs'}", highlight=False)
+    best = quickstart_run_folder(workdir, QUICKSTART_RUNS[-1][0], seed)  # SASRec+, the best of the three
+    console.print(f"next: `auxrec serve {best}` shows its recommendations in a web page; `auxrec recommend {best} "
+                  "--k 10 --out recs.csv` writes them for every user", highlight=False)
 
 
 @app.command()

@@ -30,6 +30,11 @@ QUICKSTART_RUNS: list[tuple[str, str, tuple[str, ...], dict[str, Any]]] = [
 ]
 
 
+def quickstart_run_folder(workdir: Path, label: str, seed: int = 0) -> Path:
+    """Where the quickstart writes the run of ``label`` ("SASRec+" → runs/sasrec-plus-seed0)."""
+    return Path(workdir) / "runs" / f"{label.lower().replace('+', '-plus')}-seed{seed}"
+
+
 def run_quickstart(
     workdir: Path, seed: int = 0, preset: str = "small", log: Callable[[str], None] = print,
     runs: list[tuple[str, str, tuple[str, ...], dict[str, Any]]] | None = None,
@@ -48,7 +53,7 @@ def run_quickstart(
     for label, model, aux, training in runs or QUICKSTART_RUNS:
         log(f"training {label}" + (f" with {', '.join(aux)}" if aux else ""))
         metrics = train_run(
-            model, prepared, workdir / "runs" / f"{label.lower().replace('+', '-plus')}-seed{seed}", seed=seed,
+            model, prepared, quickstart_run_folder(workdir, label, seed), seed=seed,
             model_layers=[("quickstart", {"max_length": 50})] if model == "sasrec" else [],
             training_layers=[("quickstart", training)], overwrite=True, aux=aux,
         )
