@@ -38,7 +38,7 @@ def test_packed_runs_restore_to_the_same_weights(tmp_path: Path) -> None:
     with tarfile.open(packed) as tar:
         names = tar.getnames()
         tar.extractall(back, filter="data")
-    assert not any(name.startswith("prepared") or name.endswith("checkpoint.pt") for name in names)
+    assert not any(name.startswith("prepared/") or name.endswith("checkpoint.pt") for name in names)
     with_features = [v for v in TABLE1 if v.aux]
     for variant in with_features:  # the "+" models travel without their feature buffers
         stripped = torch.load(back / "runs" / variant.key / "seed-0" / "model" / "weights-stripped.pt",
@@ -53,3 +53,14 @@ def test_packed_runs_restore_to_the_same_weights(tmp_path: Path) -> None:
         expected = torch.load(original, weights_only=True)
         assert restored.keys() == expected.keys()
         assert all(torch.equal(restored[key], expected[key]) for key in expected), variant.label
+
+    # The archive names the prepared data it was trained on; other data is refused before any reuse.
+    assert "prepared.sha256.json" in names
+    negatives = min((work / "prepared" / "negatives").glob("*.npz"))
+    content = bytearray(negatives.read_bytes())
+    content[len(content) // 2] ^= 0xFF  # one byte of the drawn negatives changed
+    negatives.write_bytes(bytes(content))
+    refused = subprocess.run([sys.executable, str(TOOLS / "restore.py"), str(back)], check=False,
+                             capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert "is not the data these runs were trained on" in refused.stderr and negatives.name in refused.stderr

@@ -1,7 +1,15 @@
 """Pack the finished runs of a work folder into one tar (prepared data, checkpoints and
 unfinished runs left out; weights kept only for seed-0 Table 1 runs, without the frozen
-item-feature buffers, which `restore.py` puts back from the prepared features)."""
+item-feature buffers, which `restore.py` puts back from the prepared features).
+
+The prepared data stays behind, but the SHA-256 of its data files (Parquet tables, item
+features, negatives) travels as `prepared.sha256.json`: `restore.py` checks that the prepared
+folder the runs are unpacked beside holds the same data, so runs trained on one machine are
+only ever reused (or extended by more seeds) on the same data and features.
+"""
+import hashlib
 import io
+import json
 import sys
 import tarfile
 from pathlib import Path
@@ -36,4 +44,11 @@ with tarfile.open(out, "w:gz") as tar:
             continue
         tar.add(path, arcname=str(rel))
         n_files += 1
+    prepared = root / "prepared"
+    hashes = {str(path.relative_to(prepared)): hashlib.sha256(path.read_bytes()).hexdigest()
+              for suffix in ("*.parquet", "*.npz") for path in sorted(prepared.rglob(suffix))}
+    listing = json.dumps(hashes, indent=1, sort_keys=True).encode()
+    info = tarfile.TarInfo("prepared.sha256.json")
+    info.size = len(listing)
+    tar.addfile(info, io.BytesIO(listing))
 print(f"packed {n_files} files and {n_weights} stripped weights into {out} ({out.stat().st_size / 2**20:.1f} MiB)")
