@@ -631,7 +631,8 @@ def serve(
 @user_errors_as_one_line
 def export(
     run: Annotated[Path, typer.Argument(help="run folder written by `auxrec train`")],
-    onnx: Annotated[Path, typer.Option(help="ONNX file to write")],
+    onnx: Annotated[Path | None, typer.Option(help="ONNX file to write (default: RUN.onnx beside the run folder)")]
+    = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing file")] = False,
     top_k: Annotated[int, typer.Option(help="width of the top_scores/top_ids outputs (capped at the item count)")] = 100,
     check_users: Annotated[int, typer.Option(
@@ -642,6 +643,8 @@ def export(
 
     if top_k < 1 or check_users < 0:
         raise ConfigError("--top-k must be at least 1 and --check-users at least 0")
+    if onnx is None:
+        onnx = run.resolve().with_name(f"{run.resolve().name}.onnx")
     report = export_onnx(run, onnx, overwrite=overwrite, top_k=top_k, check_users=check_users or None)
     console.print(str(report), highlight=False)
 

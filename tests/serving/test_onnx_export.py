@@ -118,6 +118,12 @@ def test_cli_export_writes_then_refuses_to_overwrite(runs: dict[str, Path], tmp_
     replaced = runner.invoke(app, ["export", str(runs["poprec"]), "--onnx", str(out), "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
 
+    mine = tmp_path / "my-run"  # without --onnx: RUN.onnx beside the run
+    shutil.copytree(runs["poprec"], mine)
+    default = runner.invoke(app, ["export", str(mine)])
+    assert default.exit_code == 0, default.output
+    assert (tmp_path / "my-run.onnx").is_file() and (tmp_path / "my-run.onnx.json").is_file()
+
 
 def test_bad_destinations_and_runs_are_one_line_errors(runs: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="is a folder"):
