@@ -67,7 +67,11 @@ def _with_duplicates_and_short_users(tmp_path: Path) -> RawDataset:
     short = pd.DataFrame({"user": [1001, 1002, 1002], "item": [3, 4, 5], "timestamp": [7, 9, 9],
                           "rating": [5.0, 1.0, 2.0]})
     interactions = pd.concat([inter, copies, near, short], ignore_index=True)
-    return replace(raw, interactions=interactions, source={"format": "test"})
+    # The generator's hidden `popularity` is a float power whose last bits depend on the CPU's SIMD
+    # path (numpy's AVX-512 pow differs from the scalar one), so it is left out; the loader cases
+    # never carry it. Recorded with the whole-table preparation (6765e8b^) on 2026-12-03.
+    return replace(raw, interactions=interactions, items=raw.items.drop(columns="popularity"),
+                   source={"format": "test"})
 
 
 def _string_ids(tmp_path: Path) -> RawDataset:
