@@ -20,7 +20,8 @@ from auxrec.experiments.reproduce import TABLE1
 from auxrec.experiments.run_folder import RunFolder
 
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
-keep = {f"runs/{variant.key}/seed-0" for variant in TABLE1}
+# --without-weights: tables only (small enough to keep in the repository); the figures then need seed 0 retrained
+keep = set() if "--without-weights" in sys.argv[3:] else {f"runs/{variant.key}/seed-0" for variant in TABLE1}
 n_files = n_weights = 0
 with tarfile.open(out, "w:gz") as tar:
     for path in sorted(root.rglob("*")):
