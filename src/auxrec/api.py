@@ -35,11 +35,11 @@ def generate(out: Path | str, preset: str = "small", seed: int = 0, overwrite: b
 
 def prepare(dataset: str, source: Path | str, out: Path | str, *, k_core: int = 0, min_rating: float | None = None,
             drop_duplicates: bool = True, cold_start_fraction: float | None = None,
-            keep_items_without_interactions: bool = False, overwrite: bool = False,
+            cold_start_where: str | None = None, keep_items_without_interactions: bool = False, overwrite: bool = False,
             **loader_options: Any) -> dict[str, Any]:
     """Load, clean, remap and split a dataset (`auxrec prepare`); returns the manifest written."""
     options = PrepareOptions(drop_duplicates=drop_duplicates, min_rating=min_rating, k_core=k_core,
-                             cold_start_fraction=cold_start_fraction,
+                             cold_start_fraction=cold_start_fraction, cold_start_where=cold_start_where,
                              keep_items_without_interactions=keep_items_without_interactions)
     raw = load_dataset(dataset, source, **loader_options)
     prepared = prepare_dataset(raw, options)

@@ -103,13 +103,16 @@ def prepare(
     source: Annotated[Path, typer.Option(help="folder holding the raw files")],
     out: Annotated[Path | None, typer.Option(
         help="prepared dataset folder to write (default: prepared/DATASET, or prepared/SOURCE-FOLDER for generic "
-             "and amazon; '-cold' added with --cold-start-fraction)")] = None,
+             "and amazon; '-cold' added with --cold-start-fraction or --cold-start-where)")] = None,
     k_core: Annotated[int, typer.Option(help="keep users and items with at least k interactions (0 = off)")] = 0,
     min_rating: Annotated[float | None, typer.Option(help="keep interactions with rating >= this")] = None,
     drop_duplicates: Annotated[bool, typer.Option(help="drop exact duplicate interactions")] = True,
     cold_start_fraction: Annotated[float | None, typer.Option(
         help="hold out the share of items first seen last as cold-start items: their training rows are dropped, "
              "so they occur only as validation/test targets (e.g. 0.1)")] = None,
+    cold_start_where: Annotated[str | None, typer.Option(
+        help="hold out the items whose item-table attribute satisfies 'COLUMN OP VALUE' as cold-start items, "
+             "e.g. 'year >= 2000' (new releases; OP: >= <= == != > <)")] = None,
     keep_items_without_interactions: Annotated[bool, typer.Option(
         help="keep the item-table rows nobody interacted with as candidates and negatives (a real catalogue; "
              "without it every never-trained item is somebody's target)")] = False,
@@ -125,11 +128,12 @@ def prepare(
     loader_options = {k: _parse_value(v) for k, v in parse_assignments(option or [], "--option").items()}
     options = checked_options(PrepareOptions, "--", drop_duplicates=drop_duplicates, min_rating=min_rating,
                               k_core=k_core, cold_start_fraction=cold_start_fraction,
+                              cold_start_where=cold_start_where,
                               keep_items_without_interactions=keep_items_without_interactions)
     if out is None:
         named_by_source = dataset in ("generic", "amazon")  # one loader, many datasets
         out = DEFAULT_PREPARED_ROOT / ((source.resolve().name if named_by_source else dataset)
-                                       + ("-cold" if cold_start_fraction else ""))
+                                       + ("-cold" if cold_start_fraction or cold_start_where else ""))
     check_output_folder(out, "prepared", overwrite, inputs=(source,))  # before the (long) loading
     started = time.perf_counter()
     raw = load_dataset(dataset, source, **loader_options)
@@ -148,7 +152,8 @@ def prepare(
         highlight=False,
     )
     if cold := manifest.get("cold_start"):
-        console.print(f"  cold start: {cold['cold_items']:,} items first seen after {cold['cut_time_utc']} are cold "
+        chosen = f"with {cold['where']}" if "where" in cold else f"first seen after {cold['cut_time_utc']}"
+        console.print(f"  cold start: {cold['cold_items']:,} items {chosen} are cold "
                       f"({cold['cold_valid_targets']:,} validation and {cold['cold_test_targets']:,} test targets); "
                       f"{cold['train_rows_dropped']:,} of their training rows and {cold['users_dropped']:,} users "
                       "left without one were dropped", highlight=False)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
@@ -100,6 +100,8 @@ def checked_options(model_class: type[M], prefix: str, **values: Any) -> M:
         return model_class(**values)
     except pydantic.ValidationError as error:
         field, message = first_validation_error(error)
+        if not field:  # a rule over several options: its message names them
+            raise ConfigError(message) from None
         raise ConfigError(f"invalid {prefix}{field.replace('_', '-')}={values.get(field)!r}: {message}") from None
 
 

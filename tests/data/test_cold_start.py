@@ -1,4 +1,5 @@
-"""`prepare --cold-start-fraction`: cold items never reach a training row, and the default changes nothing."""
+"""`prepare --cold-start-fraction` and `--cold-start-where`: cold items never reach a training row, and the default
+changes nothing."""
 
 import json
 
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from auxrec.cli import USER_ERROR_EXIT_CODE, app
 from auxrec.data.dataset import PreparedDataset
 from auxrec.data.prepare import (
+    ColdStartCondition,
     PrepareOptions,
     cold_start_cut,
     hold_out_cold_items,
@@ -163,3 +165,85 @@ def test_ml100k_cold_items_never_train(shared_dataset):
     train = table[table["split"] == "train"]
     assert (train["item"].map(first_seen) <= cut).all()
     assert prepared["manifest"]["cold_start"]["cold_items"] <= 168  # floor(0.1 * 1,682)
+
+
+# --cold-start-where: the same ROWS, with an item table saying which items are new.
+ITEM_TABLE = pd.DataFrame({
+    "item": ["a", "b", "c", "d", "e", "f", "g", "h", "x", "y", "z"],
+    "year": [1990, 1991, 1992, 1993, 1994, 1995, 1996, None, 2000, 2001, 2000],  # z: nobody's item
+    "section": ["old", "old", "old", "old", "old", "old", "old", "old", "new", "new", "new"],
+})
+
+
+def raw_with_items(rows: list[tuple[str, str, int]] = ROWS) -> RawDataset:
+    return RawDataset("cold", pd.DataFrame(rows, columns=["user", "item", "timestamp"]), items=ITEM_TABLE.copy())
+
+
+@pytest.mark.parametrize("condition", ["year >= 2000", "year>1996", "section == new", "section == 'new'"])
+def test_a_condition_holds_out_exactly_the_items_satisfying_it(condition):
+    """x and y satisfy it; h has no year and stays warm; z satisfies it but has no interaction to hold out."""
+    by_condition = prepare_dataset(raw_with_items(), PrepareOptions(cold_start_where=condition))
+    by_time = prepare_dataset(raw_with_items(), PrepareOptions(cold_start_fraction=0.2))  # x, y too (above)
+    pd.testing.assert_frame_equal(by_condition["tables"]["interactions"], by_time["tables"]["interactions"])
+    cold = by_condition["manifest"]["cold_start"]
+    assert cold["where"] == str(ColdStartCondition.parse(condition)) and "cut_timestamp" not in cold
+    assert (cold["cold_items"], cold["train_rows_dropped"], cold["users_dropped"]) == (2, 5, 2)  # u4 and u6
+    assert (cold["cold_valid_targets"], cold["cold_test_targets"]) == (1, 1)
+    assert by_condition["manifest"]["options"]["cold_start_where"] == cold["where"]
+    assert by_condition["manifest"]["fingerprint"] != by_time["manifest"]["fingerprint"]  # the option is recorded
+
+
+def test_condition_marks_items_by_internal_id():
+    index = pd.Index(["a", "h", "x", "y"])  # internal ids 1..4
+    assert ColdStartCondition.parse("year >= 2000").items(ITEM_TABLE, index).tolist() == [False, False, False, True,
+                                                                                          True]
+    assert ColdStartCondition.parse("year != 2000").items(ITEM_TABLE, index).tolist() == [False, True, False, False,
+                                                                                          True]  # h: no year, warm
+
+
+@pytest.mark.parametrize(("condition", "message"), [
+    ("yr >= 2000", "no column 'yr'; it has year, section"),
+    ("year >= new", "year is numeric, so the value must be a number"),
+    ("year >= 3000", "no item with interactions satisfies it"),
+])
+def test_a_condition_the_data_cannot_meet_is_one_data_error(condition, message):
+    with pytest.raises(DataError, match=message):
+        prepare_dataset(raw_with_items(), PrepareOptions(cold_start_where=condition))
+
+
+def test_conditions_on_lists_or_without_an_item_table_are_refused():
+    tagged = raw_with_items()
+    tagged.items["tags"] = [["a"]] * len(tagged.items)
+    with pytest.raises(DataError, match="tags holds lists"):
+        prepare_dataset(tagged, PrepareOptions(cold_start_where="tags == a"))
+    with pytest.raises(DataError, match="has no item table"):
+        prepare_dataset(raw(ROWS), PrepareOptions(cold_start_where="year >= 2000"))
+
+
+@pytest.mark.parametrize("condition", ["year", "year ~ 2000", ">= 2000", "year >=", "2000 <= year"])
+def test_a_malformed_condition_is_an_option_error(condition):
+    with pytest.raises(pydantic.ValidationError, match="COLUMN OP VALUE"):
+        PrepareOptions(cold_start_where=condition)
+
+
+def test_cli_condition_flag(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    pd.DataFrame(ROWS, columns=["user", "item", "ts"]).to_csv(source / "interactions.csv", index=False)
+    ITEM_TABLE.to_csv(source / "items.csv", index=False)
+    (source / "auxrec-source.json").write_text(json.dumps(
+        {"name": "cold", "interactions": {"path": "interactions.csv", "user": "user", "item": "item", "timestamp": "ts"},
+         "items": {"path": "items.csv", "item": "item", "numeric": ["year"], "categorical": ["section"]}}))
+    runner = CliRunner()
+    result = runner.invoke(app, ["prepare", "generic", "--source", str(source), "--out", str(tmp_path / "out"),
+                                 "--cold-start-where", "year >= 2000"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "cold start: 2 items with year >= 2000 are cold" in " ".join(result.output.split())
+    for flags, message in ((["--cold-start-where", "year >= soon"], "must be a number"),
+                           (["--cold-start-where", "year"], "--cold-start-where"),
+                           (["--cold-start-where", "year >= 2000", "--cold-start-fraction", "0.2"], "not both")):
+        result = runner.invoke(app, ["prepare", "generic", "--source", str(source), "--out", str(tmp_path / "bad"),
+                                     *flags], catch_exceptions=False)
+        assert result.exit_code == USER_ERROR_EXIT_CODE and "Traceback" not in result.output, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+        assert not (tmp_path / "bad").exists()
