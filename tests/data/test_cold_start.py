@@ -10,15 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from auxrec.cli import USER_ERROR_EXIT_CODE, app
+from auxrec.data.cold_start import ColdStartCondition, cold_start_cut, hold_out_cold_items
 from auxrec.data.dataset import PreparedDataset
-from auxrec.data.prepare import (
-    ColdStartCondition,
-    PrepareOptions,
-    cold_start_cut,
-    hold_out_cold_items,
-    prepare_dataset,
-    write_prepared,
-)
+from auxrec.data.prepare import PrepareOptions, prepare_dataset, write_prepared
 from auxrec.data.schema import RawDataset
 from auxrec.exceptions import DataError
 

@@ -30,6 +30,7 @@ import pandas as pd
 from auxrec.exceptions import DataError
 
 INTERACTION_COLUMNS = ("user", "item", "timestamp")
+SPLITS = ("train", "valid", "test")  # the prepared `split` column's values, in code order
 OPTIONAL_INTERACTION_COLUMNS = ("rating",)
 # How an `InteractionAggregate` combines an item's training values (pandas groupby names;
 # all skip NaN and give NaN for an item with no non-missing training value).
